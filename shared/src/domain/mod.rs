@@ -1,0 +1,8 @@
+//! The domain: pure decisions, no IO. Takes data and `now`, returns values.
+
+pub mod ids;
+pub mod messages;
+pub mod names;
+pub mod policy;
+pub mod records;
+pub mod schedule;

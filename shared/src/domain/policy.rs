@@ -1,0 +1,623 @@
+//! Policies and protected clusters, declared as Kubernetes-style YAML documents
+//! (GitOps-friendly), and the targets they define.
+//!
+//! ```yaml
+//! apiVersion: lifeboat.io/v1alpha1
+//! kind: Cluster
+//! metadata: { name: prod-weu-1 }
+//! spec:
+//!   region: westeurope
+//!   aks: { resourceId: /subscriptions/…/resourceGroups/…/providers/Microsoft.ContainerService/managedClusters/prod-weu-1 }
+//! ---
+//! apiVersion: lifeboat.io/v1alpha1
+//! kind: BackupPolicy
+//! metadata: { name: nightly }
+//! spec:
+//!   clusters: [prod-weu-1]
+//!   schedule: "0 0 2 * * *"
+//!   rpo: 26h
+//!   retention: { keepLast: 7, daily: 14, weekly: 8 }
+//!   replication: { region: northeurope, rpo: 30h }
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::names::{ClusterName, PolicyName};
+use super::schedule::{CatchUp, Schedule};
+
+/// The only `apiVersion` this build reads.
+pub const API_VERSION: &str = "lifeboat.io/v1alpha1";
+
+/// A problem in a configuration document, named by source, document, field and problem.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{source_name} (document {document}): {field}: {problem}")]
+pub struct ConfigError {
+    /// The file (or other source) the document came from.
+    pub source_name: String,
+    /// 1-based position of the document in the source.
+    pub document: usize,
+    /// Path of the offending field, e.g. `spec.retention.daily`.
+    pub field: String,
+    /// What is wrong.
+    pub problem: String,
+}
+
+/// A protected cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// The Azure region (or other location) the cluster runs in.
+    pub region: String,
+    /// How to reach it.
+    #[serde(flatten)]
+    pub connection: ClusterConnection,
+}
+
+/// How Lifeboat reaches a cluster's API server.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClusterConnection {
+    /// An AKS cluster, by ARM resource id (credentials from Entra ID).
+    Aks {
+        /// `/subscriptions/…/providers/Microsoft.ContainerService/managedClusters/…`.
+        #[serde(rename = "resourceId")]
+        resource_id: String,
+    },
+    /// Any cluster, through a kubeconfig.
+    Kubeconfig {
+        /// Path of the kubeconfig (the default one when absent).
+        path: Option<String>,
+        /// Context to use (the current one when absent).
+        context: Option<String>,
+    },
+}
+
+/// What a policy backs up.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Selection {
+    /// Namespace name globs to include (all when empty).
+    #[serde(default)]
+    pub include_namespaces: Vec<String>,
+    /// Namespace name globs to exclude.
+    #[serde(default)]
+    pub exclude_namespaces: Vec<String>,
+    /// Resources (`deployments`, `certificates.cert-manager.io`) to include (all when empty).
+    #[serde(default)]
+    pub include_resources: Vec<String>,
+    /// Resources to exclude.
+    #[serde(default)]
+    pub exclude_resources: Vec<String>,
+    /// Kubernetes label selector objects must match.
+    pub label_selector: Option<String>,
+    /// Which cluster-scoped objects to include.
+    #[serde(default)]
+    pub cluster_scoped: ClusterScoped,
+}
+
+/// Which cluster-scoped objects a backup includes.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum ClusterScoped {
+    /// Those the selected namespaced objects need (their PVs, CRDs, bound ClusterRoles).
+    #[default]
+    Auto,
+    /// All of them.
+    All,
+    /// None.
+    None,
+}
+
+/// How many backups to keep (restic `forget` semantics).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Retention {
+    /// The newest N.
+    pub keep_last: Option<u32>,
+    /// The newest of each of the last N hours.
+    pub hourly: Option<u32>,
+    /// ... days.
+    pub daily: Option<u32>,
+    /// ... weeks.
+    pub weekly: Option<u32>,
+    /// ... months.
+    pub monthly: Option<u32>,
+    /// ... years.
+    pub yearly: Option<u32>,
+    /// Every backup younger than this.
+    #[serde(default, with = "opt_duration")]
+    pub within: Option<Duration>,
+}
+
+impl Retention {
+    /// Whether any rule keeps anything.
+    pub fn keeps_something(&self) -> bool {
+        [
+            self.keep_last,
+            self.hourly,
+            self.daily,
+            self.weekly,
+            self.monthly,
+            self.yearly,
+        ]
+        .iter()
+        .any(|n| n.is_some_and(|n| n > 0))
+            || self.within.is_some()
+    }
+}
+
+/// Copies to a second region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Replication {
+    /// The region to copy to.
+    pub region: String,
+    /// Most age the newest replicated backup may have.
+    #[serde(with = "humantime_serde_compat")]
+    pub rpo: Duration,
+    /// Retention of the copies (the primary's when absent).
+    pub retention: Option<Retention>,
+}
+
+/// Volume data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Volumes {
+    /// Take CSI VolumeSnapshots of the selected PVCs.
+    #[serde(default = "yes")]
+    pub snapshot: bool,
+}
+
+impl Default for Volumes {
+    fn default() -> Self {
+        Self { snapshot: true }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// A backup policy.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PolicySpec {
+    /// The clusters it protects (each must be declared by a `Cluster` document).
+    pub clusters: Vec<ClusterName>,
+    /// When to back up: six-field NCRONTAB, UTC.
+    pub schedule: Schedule,
+    /// What to do with slots missed during downtime.
+    #[serde(default)]
+    pub catch_up: CatchUp,
+    /// Most age the newest committed backup may have before on-call hears of it.
+    #[serde(with = "humantime_serde_compat")]
+    pub rpo: Duration,
+    /// What to back up.
+    #[serde(default)]
+    pub selection: Selection,
+    /// Volume data.
+    #[serde(default)]
+    pub volumes: Volumes,
+    /// What to keep.
+    pub retention: Retention,
+    /// The second region, if any.
+    pub replication: Option<Replication>,
+}
+
+/// A named policy.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Policy {
+    /// Its name.
+    pub name: PolicyName,
+    /// What it says.
+    pub spec: PolicySpec,
+}
+
+/// A named cluster.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Cluster {
+    /// Its name.
+    pub name: ClusterName,
+    /// What it says.
+    pub spec: ClusterSpec,
+}
+
+/// One (policy, cluster) pair: the unit that is scheduled, backed up and judged against an RPO.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Target<'a> {
+    /// The policy.
+    pub policy: &'a Policy,
+    /// The cluster.
+    pub cluster: &'a Cluster,
+}
+
+impl Target<'_> {
+    /// `{policy}.{cluster}`: a stable key for the target's records.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.policy.name, self.cluster.name)
+    }
+}
+
+/// Every declared cluster and policy, checked as a whole.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Config {
+    /// Clusters by name.
+    pub clusters: BTreeMap<ClusterName, Cluster>,
+    /// Policies by name.
+    pub policies: BTreeMap<PolicyName, Policy>,
+}
+
+impl Config {
+    /// Every (policy, cluster) target, in name order.
+    pub fn targets(&self) -> Vec<Target<'_>> {
+        self.policies
+            .values()
+            .flat_map(|policy| {
+                policy.spec.clusters.iter().filter_map(move |c| {
+                    self.clusters
+                        .get(c)
+                        .map(|cluster| Target { policy, cluster })
+                })
+            })
+            .collect()
+    }
+
+    /// Parses the YAML documents of several sources (`(name, text)` pairs) into one config.
+    ///
+    /// # Errors
+    /// Every problem found, each naming its source, document and field: nothing is partly
+    /// accepted.
+    pub fn from_sources<'a>(
+        sources: impl IntoIterator<Item = (&'a str, &'a str)>,
+    ) -> Result<Config, Vec<ConfigError>> {
+        let mut errors = Vec::new();
+        let mut config = Config::default();
+        let mut seen: BTreeMap<(String, String), (String, usize)> = BTreeMap::new();
+        let mut references = Vec::new();
+        for (source, text) in sources {
+            for (index, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
+                let document = index + 1;
+                let err = |field: &str, problem: String| ConfigError {
+                    source_name: source.to_owned(),
+                    document,
+                    field: field.to_owned(),
+                    problem,
+                };
+                let value = match serde_yaml_ng::Value::deserialize(doc) {
+                    Ok(serde_yaml_ng::Value::Null) => continue, // an empty document (`---` at the end)
+                    Ok(v) => v,
+                    Err(e) => {
+                        errors.push(err("(document)", format!("not valid YAML: {e}")));
+                        continue;
+                    }
+                };
+                match parse_document(value) {
+                    Ok(Document::Cluster(c)) => {
+                        let key = ("Cluster".to_owned(), c.name.to_string());
+                        if let Some((first, n)) = seen.insert(key, (source.to_owned(), document)) {
+                            errors.push(err(
+                                "metadata.name",
+                                format!(
+                                    "cluster {} is already declared in {first} (document {n})",
+                                    c.name
+                                ),
+                            ));
+                        }
+                        config.clusters.insert(c.name.clone(), c);
+                    }
+                    Ok(Document::Policy(p)) => {
+                        let key = ("BackupPolicy".to_owned(), p.name.to_string());
+                        if let Some((first, n)) = seen.insert(key, (source.to_owned(), document)) {
+                            errors.push(err(
+                                "metadata.name",
+                                format!(
+                                    "policy {} is already declared in {first} (document {n})",
+                                    p.name
+                                ),
+                            ));
+                        }
+                        for (i, c) in p.spec.clusters.iter().enumerate() {
+                            references.push((
+                                err(&format!("spec.clusters[{i}]"), String::new()),
+                                c.clone(),
+                            ));
+                        }
+                        errors.extend(
+                            check_policy(&p)
+                                .into_iter()
+                                .map(|(f, problem)| err(f, problem)),
+                        );
+                        config.policies.insert(p.name.clone(), p);
+                    }
+                    Err((field, problem)) => errors.push(err(&field, problem)),
+                }
+            }
+        }
+        for (mut error, cluster) in references {
+            if !config.clusters.contains_key(&cluster) {
+                error.problem =
+                    format!("cluster {cluster} is not declared by any Cluster document");
+                errors.push(error);
+            }
+        }
+        if errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(errors)
+        }
+    }
+}
+
+enum Document {
+    Cluster(Cluster),
+    Policy(Policy),
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct Envelope<S> {
+    #[allow(dead_code)] // checked before deserializing, kept so it is an allowed field
+    api_version: String,
+    #[allow(dead_code)]
+    kind: String,
+    metadata: Metadata,
+    spec: S,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Metadata {
+    name: String,
+    #[serde(default)]
+    #[allow(dead_code)] // accepted for GitOps tooling; not used
+    labels: BTreeMap<String, String>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    annotations: BTreeMap<String, String>,
+}
+
+fn parse_document(value: serde_yaml_ng::Value) -> Result<Document, (String, String)> {
+    let get = |k: &str| {
+        value
+            .get(k)
+            .and_then(serde_yaml_ng::Value::as_str)
+            .map(str::to_owned)
+    };
+    match get("apiVersion") {
+        Some(v) if v == API_VERSION => {}
+        Some(v) => {
+            return Err((
+                "apiVersion".into(),
+                format!("{v:?} is not supported; use {API_VERSION}"),
+            ));
+        }
+        None => return Err(("apiVersion".into(), "missing".into())),
+    }
+    let kind = get("kind").ok_or(("kind".to_owned(), "missing".to_owned()))?;
+    match kind.as_str() {
+        "Cluster" => {
+            let env: Envelope<ClusterSpec> = deserialize_with_path(value)?;
+            let name = ClusterName::new(env.metadata.name)
+                .map_err(|e| ("metadata.name".to_owned(), e.to_string()))?;
+            Ok(Document::Cluster(Cluster {
+                name,
+                spec: env.spec,
+            }))
+        }
+        "BackupPolicy" => {
+            let env: Envelope<PolicySpec> = deserialize_with_path(value)?;
+            let name = PolicyName::new(env.metadata.name)
+                .map_err(|e| ("metadata.name".to_owned(), e.to_string()))?;
+            Ok(Document::Policy(Policy {
+                name,
+                spec: env.spec,
+            }))
+        }
+        other => Err((
+            "kind".into(),
+            format!("{other:?} is not a kind Lifeboat reads (Cluster, BackupPolicy)"),
+        )),
+    }
+}
+
+fn deserialize_with_path<T: serde::de::DeserializeOwned>(
+    value: serde_yaml_ng::Value,
+) -> Result<T, (String, String)> {
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let path = e.path().to_string();
+        (
+            if path == "." {
+                "(document)".to_owned()
+            } else {
+                path
+            },
+            e.into_inner().to_string(),
+        )
+    })
+}
+
+fn check_policy(policy: &Policy) -> Vec<(&'static str, String)> {
+    let spec = &policy.spec;
+    let mut problems = Vec::new();
+    if spec.clusters.is_empty() {
+        problems.push(("spec.clusters", "must name at least one cluster".to_owned()));
+    }
+    if spec.rpo.is_zero() {
+        problems.push(("spec.rpo", "must be longer than zero".to_owned()));
+    }
+    if !spec.retention.keeps_something() {
+        problems.push((
+            "spec.retention",
+            "keeps nothing: set keepLast, a bucket (hourly … yearly) or within".to_owned(),
+        ));
+    }
+    if let Some(r) = &spec.replication {
+        if r.rpo.is_zero() {
+            problems.push((
+                "spec.replication.rpo",
+                "must be longer than zero".to_owned(),
+            ));
+        }
+        if r.retention.as_ref().is_some_and(|r| !r.keeps_something()) {
+            problems.push(("spec.replication.retention", "keeps nothing".to_owned()));
+        }
+    }
+    if let CatchUp::All { max: 0 } = spec.catch_up {
+        problems.push((
+            "spec.catchUp.all.max",
+            "must be at least 1 (or use catchUp: none)".to_owned(),
+        ));
+    }
+    problems
+}
+
+/// Durations written as `90m`, `26h`, `7d` (humantime).
+mod humantime_serde_compat {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&humantime::format_duration(*d).to_string())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+        let s = String::deserialize(d)?;
+        humantime::parse_duration(&s).map_err(|e| {
+            serde::de::Error::custom(format!("{s:?} is not a duration like 90m, 26h or 7d: {e}"))
+        })
+    }
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => super::humantime_serde_compat::serialize(d, s),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| {
+                humantime::parse_duration(&s).map_err(|e| {
+                    serde::de::Error::custom(format!(
+                        "{s:?} is not a duration like 90m, 26h or 7d: {e}"
+                    ))
+                })
+            })
+            .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+apiVersion: lifeboat.io/v1alpha1
+kind: Cluster
+metadata: { name: prod }
+spec:
+  region: westeurope
+  kubeconfig: { context: prod }
+---
+apiVersion: lifeboat.io/v1alpha1
+kind: BackupPolicy
+metadata: { name: nightly }
+spec:
+  clusters: [prod]
+  schedule: "0 0 2 * * *"
+  rpo: 26h
+  retention: { keepLast: 7, daily: 14 }
+  replication: { region: northeurope, rpo: 30h }
+"#;
+
+    fn errors_of(text: &str) -> Vec<ConfigError> {
+        Config::from_sources([("policies.yaml", text)]).unwrap_err()
+    }
+
+    #[test]
+    fn reads_clusters_policies_and_targets() {
+        let config = Config::from_sources([("policies.yaml", GOOD)]).unwrap();
+        let targets = config.targets();
+        assert_eq!(targets.len(), 1);
+        assert_eq!(targets[0].key(), "nightly.prod");
+        let policy = targets[0].policy;
+        assert_eq!(policy.spec.rpo, Duration::from_secs(26 * 3600));
+        assert_eq!(policy.spec.retention.daily, Some(14));
+        assert!(
+            policy.spec.volumes.snapshot,
+            "volumes are snapshotted unless turned off"
+        );
+    }
+
+    #[test]
+    fn a_typo_names_file_document_and_field() {
+        let errors = errors_of(&GOOD.replace("keepLast: 7", "keepLst: 7"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        let text = errors[0].to_string();
+        assert!(
+            text.starts_with(
+                "policies.yaml (document 2): spec.retention.keepLst: unknown field `keepLst`"
+            ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_bad_schedule_names_its_field() {
+        let errors = errors_of(&GOOD.replace("0 0 2 * * *", "0 2 * * *"));
+        assert_eq!(errors[0].field, "spec.schedule", "{errors:?}");
+        assert!(errors[0].problem.contains("5 fields"), "{errors:?}");
+    }
+
+    #[test]
+    fn an_unknown_cluster_is_refused_with_its_index() {
+        let errors = errors_of(&GOOD.replace("clusters: [prod]", "clusters: [prod, staging]"));
+        assert_eq!(errors.len(), 1, "{errors:?}");
+        assert_eq!(errors[0].field, "spec.clusters[1]");
+        assert!(errors[0].problem.contains("staging"));
+    }
+
+    #[test]
+    fn every_problem_is_reported_at_once() {
+        let text = GOOD
+            .replace("rpo: 26h", "rpo: soon")
+            .replace("kind: Cluster", "kind: Clustr");
+        let errors = errors_of(&text);
+        let fields: Vec<_> = errors
+            .iter()
+            .map(|e| (e.document, e.field.as_str()))
+            .collect();
+        assert!(fields.contains(&(1, "kind")), "{errors:?}");
+        assert!(fields.contains(&(2, "spec.rpo")), "{errors:?}");
+    }
+
+    #[test]
+    fn a_policy_that_keeps_nothing_is_refused() {
+        let errors = errors_of(&GOOD.replace("{ keepLast: 7, daily: 14 }", "{ keepLast: 0 }"));
+        assert_eq!(errors[0].field, "spec.retention", "{errors:?}");
+    }
+
+    #[test]
+    fn duplicates_name_the_first_declaration() {
+        let errors = errors_of(&format!(
+            "{GOOD}\n---\n{}",
+            GOOD.split("---").next().unwrap()
+        ));
+        assert!(
+            errors[0]
+                .problem
+                .contains("already declared in policies.yaml (document 1)"),
+            "{errors:?}"
+        );
+    }
+}

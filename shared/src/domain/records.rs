@@ -1,0 +1,190 @@
+//! Records kept in the state store, with explicit states and the moves allowed between them.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use super::ids::BackupId;
+use super::messages::BackupReason;
+use super::names::{ClusterName, PolicyName};
+
+/// Where a backup stands. Only [`BackupState::Committed`] (and later states of a committed
+/// backup) may be restored from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum BackupState {
+    /// Claimed from a request; nothing written yet.
+    Requested,
+    /// Objects are being exported.
+    Running,
+    /// Objects are written; volume snapshots are being taken.
+    WaitingForSnapshots,
+    /// The manifest is written: the backup is complete and restorable.
+    Committed,
+    /// Committed, and the copy in the second region is verified.
+    Replicated,
+    /// Gave up; whatever was written is swept by `prune`.
+    Failed,
+    /// Being removed by retention.
+    Deleting,
+}
+
+impl BackupState {
+    /// Whether `self → to` is a legal move. Staying in the same state is legal (a redelivered
+    /// message repeats its step).
+    pub fn can_move_to(self, to: BackupState) -> bool {
+        use BackupState::*;
+        self == to
+            || matches!(
+                (self, to),
+                (Requested, Running)
+                    | (Running, WaitingForSnapshots)
+                    | (Running, Committed)
+                    | (WaitingForSnapshots, Committed)
+                    | (Committed, Replicated)
+                    | (Requested | Running | WaitingForSnapshots, Failed)
+                    | (Committed | Replicated | Failed, Deleting)
+            )
+    }
+
+    /// Whether restores may read it.
+    pub fn is_restorable(self) -> bool {
+        matches!(self, BackupState::Committed | BackupState::Replicated)
+    }
+
+    /// Whether no further work will happen without an outside decision.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, BackupState::Replicated | BackupState::Failed)
+    }
+}
+
+/// Why a state change was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("backup {backup_id} cannot move from {from:?} to {to:?}")]
+pub struct IllegalTransition {
+    /// The backup.
+    pub backup_id: BackupId,
+    /// Its state.
+    pub from: BackupState,
+    /// The state asked for.
+    pub to: BackupState,
+}
+
+/// The catalog entry of one backup.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct BackupRecord {
+    /// Its id.
+    pub backup_id: BackupId,
+    /// The cluster backed up.
+    pub cluster: ClusterName,
+    /// The policy that selected it.
+    pub policy: PolicyName,
+    /// Why it was taken.
+    pub reason: BackupReason,
+    /// Where it stands.
+    pub state: BackupState,
+    /// When it was claimed.
+    pub created_at: DateTime<Utc>,
+    /// When its state last changed.
+    pub updated_at: DateTime<Utc>,
+    /// Why it failed, when it did.
+    pub failure: Option<String>,
+}
+
+impl BackupRecord {
+    /// Moves to `to` at `now`.
+    ///
+    /// # Errors
+    /// [`IllegalTransition`] when the state machine forbids it.
+    pub fn move_to(
+        &mut self,
+        to: BackupState,
+        now: DateTime<Utc>,
+    ) -> Result<(), IllegalTransition> {
+        if !self.state.can_move_to(to) {
+            return Err(IllegalTransition {
+                backup_id: self.backup_id.clone(),
+                from: self.state,
+                to,
+            });
+        }
+        self.state = to;
+        self.updated_at = now;
+        Ok(())
+    }
+}
+
+/// The state of one schedule slot's claim (see `workflows::schedule_tick`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum SlotClaimState {
+    /// Claimed; the backup request may not have been sent yet.
+    Claimed,
+    /// The backup request was accepted by the bus.
+    Sent,
+}
+
+impl SlotClaimState {
+    /// The stored spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SlotClaimState::Claimed => "claimed",
+            SlotClaimState::Sent => "sent",
+        }
+    }
+
+    /// Reads the stored spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "claimed" => Some(SlotClaimState::Claimed),
+            "sent" => Some(SlotClaimState::Sent),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::BackupState::*;
+    use super::*;
+
+    #[test]
+    fn only_forward_moves_are_legal() {
+        assert!(Requested.can_move_to(Running));
+        assert!(WaitingForSnapshots.can_move_to(Committed));
+        assert!(
+            !Committed.can_move_to(Running),
+            "a committed backup cannot be reopened"
+        );
+        assert!(
+            !Failed.can_move_to(Committed),
+            "a failed backup cannot be committed"
+        );
+        assert!(!Requested.can_move_to(Committed), "nothing was written yet");
+        assert!(Running.can_move_to(Running), "redelivery repeats a step");
+    }
+
+    #[test]
+    fn move_to_reports_the_illegal_move() {
+        let now = Utc::now();
+        let mut r = BackupRecord {
+            backup_id: BackupId::parse("b-1").unwrap(),
+            cluster: ClusterName::new("c").unwrap(),
+            policy: PolicyName::new("p").unwrap(),
+            reason: BackupReason::OnDemand {
+                request_id: "r".into(),
+                requested_by: None,
+            },
+            state: Committed,
+            created_at: now,
+            updated_at: now,
+            failure: None,
+        };
+        let err = r.move_to(Running, now).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "backup b-1 cannot move from Committed to Running"
+        );
+        assert_eq!(r.state, Committed);
+    }
+}

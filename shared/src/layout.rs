@@ -1,0 +1,48 @@
+//! Where things are kept: every blob key and table name, in one place. These names are a
+//! compatibility surface (old backups must stay findable): change them only with a migration.
+
+use crate::domain::ids::BackupId;
+use crate::domain::names::ClusterName;
+
+/// Table of schedule cursors: partition = policy, row = cluster.
+pub const TABLE_SCHEDULE_CURSORS: &str = "schedulecursors";
+/// Table of schedule slot claims: partition = target key, row = slot.
+pub const TABLE_SLOT_CLAIMS: &str = "slotclaims";
+/// The backup catalog: partition = cluster, row = backup id.
+pub const TABLE_BACKUPS: &str = "backups";
+/// Messages refused by handlers: partition = queue, row = message id.
+pub const TABLE_DEAD_LETTERS: &str = "deadletters";
+
+/// The folder of one backup: `backups/{cluster}/{backup_id}/`.
+pub fn backup_prefix(cluster: &ClusterName, backup: &BackupId) -> String {
+    format!("backups/{cluster}/{backup}/")
+}
+
+/// The manifest of one backup, written last: its presence is the commit.
+pub fn manifest_key(cluster: &ClusterName, backup: &BackupId) -> String {
+    format!("{}manifest.json", backup_prefix(cluster, backup))
+}
+
+/// The objects archive of one backup.
+pub fn archive_key(cluster: &ClusterName, backup: &BackupId) -> String {
+    format!("{}resources.tar.zst", backup_prefix(cluster, backup))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn layout_is_stable() {
+        let c = ClusterName::new("prod").unwrap();
+        let b = BackupId::parse("nightly-20261122t020000z").unwrap();
+        assert_eq!(
+            manifest_key(&c, &b),
+            "backups/prod/nightly-20261122t020000z/manifest.json"
+        );
+        assert_eq!(
+            archive_key(&c, &b),
+            "backups/prod/nightly-20261122t020000z/resources.tar.zst"
+        );
+    }
+}

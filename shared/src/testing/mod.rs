@@ -1,0 +1,9 @@
+//! Conformance suites: one per port, run by `tests/conformance_*.rs` against every adapter.
+//!
+//! Each suite is a set of async checks taking a factory that yields a fresh, empty instance of
+//! the adapter. A check panics (it runs inside a test) with a message naming the contract
+//! clause broken.
+
+pub mod object_store;
+pub mod queue;
+pub mod state_store;

@@ -1,0 +1,4 @@
+//! Workflows: what handlers run, on the domain and the ports. Each takes its ports and `now`
+//! as arguments and returns a report of what it did.
+
+pub mod schedule_tick;
