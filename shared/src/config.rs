@@ -44,11 +44,7 @@ pub fn load(path: &Path) -> Result<Config, LoadError> {
     };
     let mut texts = Vec::with_capacity(files.len());
     for file in &files {
-        texts.push((
-            file.display().to_string(),
-            std::fs::read_to_string(file).map_err(read_err(file))?,
-        ));
+        texts.push((file.display().to_string(), std::fs::read_to_string(file).map_err(read_err(file))?));
     }
-    Config::from_sources(texts.iter().map(|(n, t)| (n.as_str(), t.as_str())))
-        .map_err(LoadError::Invalid)
+    Config::from_sources(texts.iter().map(|(n, t)| (n.as_str(), t.as_str()))).map_err(LoadError::Invalid)
 }

@@ -36,13 +36,7 @@ mod tests {
     fn layout_is_stable() {
         let c = ClusterName::new("prod").unwrap();
         let b = BackupId::parse("nightly-20261122t020000z").unwrap();
-        assert_eq!(
-            manifest_key(&c, &b),
-            "backups/prod/nightly-20261122t020000z/manifest.json"
-        );
-        assert_eq!(
-            archive_key(&c, &b),
-            "backups/prod/nightly-20261122t020000z/resources.tar.zst"
-        );
+        assert_eq!(manifest_key(&c, &b), "backups/prod/nightly-20261122t020000z/manifest.json");
+        assert_eq!(archive_key(&c, &b), "backups/prod/nightly-20261122t020000z/resources.tar.zst");
     }
 }

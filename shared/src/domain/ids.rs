@@ -31,15 +31,10 @@ impl BackupId {
         let s = s.into();
         let ok = !s.is_empty()
             && s.len() <= 63
-            && s.bytes()
-                .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+            && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
             && s.bytes().next().is_some_and(|b| b.is_ascii_alphanumeric())
             && s.bytes().last().is_some_and(|b| b.is_ascii_alphanumeric());
-        if ok {
-            Ok(Self(s))
-        } else {
-            Err(InvalidBackupId(s))
-        }
+        if ok { Ok(Self(s)) } else { Err(InvalidBackupId(s)) }
     }
 
     /// The id of the scheduled backup of `policy` for the slot at `slot`:
@@ -112,9 +107,7 @@ mod tests {
 
     #[test]
     fn scheduled_ids_are_deterministic_and_readable() {
-        let slot = DateTime::parse_from_rfc3339("2026-11-22T02:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let slot = DateTime::parse_from_rfc3339("2026-11-22T02:00:00Z").unwrap().with_timezone(&Utc);
         let a = BackupId::scheduled(&policy("nightly"), slot);
         assert_eq!(a.as_str(), "nightly-20261122t020000z");
         assert_eq!(a, BackupId::scheduled(&policy("nightly"), slot));

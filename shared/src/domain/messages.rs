@@ -105,8 +105,9 @@ impl ContractError {
     pub fn reason_code(&self) -> &'static str {
         match self {
             ContractError::NotJson(_) => "MalformedMessage",
-            ContractError::MissingSchemaVersion
-            | ContractError::UnsupportedSchemaVersion { .. } => "UnsupportedSchemaVersion",
+            ContractError::MissingSchemaVersion | ContractError::UnsupportedSchemaVersion { .. } => {
+                "UnsupportedSchemaVersion"
+            }
             ContractError::InvalidField { .. } => "InvalidMessage",
         }
     }
@@ -117,8 +118,7 @@ impl ContractError {
 /// # Errors
 /// [`ContractError`] saying what makes the body impossible to handle.
 pub fn decode<M: Message>(body: &[u8]) -> Result<M, ContractError> {
-    let value: serde_json::Value =
-        serde_json::from_slice(body).map_err(|e| ContractError::NotJson(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(body).map_err(|e| ContractError::NotJson(e.to_string()))?;
     decode_value(value)
 }
 
@@ -130,22 +130,14 @@ pub fn decode_value<M: Message>(value: serde_json::Value) -> Result<M, ContractE
     let Some(object) = value.as_object() else {
         return Err(ContractError::NotJson("expected an object".to_owned()));
     };
-    let version = object
-        .get("schemaVersion")
-        .and_then(serde_json::Value::as_u64)
-        .ok_or(ContractError::MissingSchemaVersion)?;
+    let version =
+        object.get("schemaVersion").and_then(serde_json::Value::as_u64).ok_or(ContractError::MissingSchemaVersion)?;
     if version != u64::from(M::SCHEMA_VERSION) {
-        return Err(ContractError::UnsupportedSchemaVersion {
-            found: version,
-            supported: M::SCHEMA_VERSION,
-        });
+        return Err(ContractError::UnsupportedSchemaVersion { found: version, supported: M::SCHEMA_VERSION });
     }
     serde_path_to_error::deserialize(value).map_err(|e| {
         let field = e.path().to_string();
-        ContractError::InvalidField {
-            field,
-            problem: e.into_inner().to_string(),
-        }
+        ContractError::InvalidField { field, problem: e.into_inner().to_string() }
     })
 }
 
@@ -270,10 +262,7 @@ impl Message for CopyRequest {
     const QUEUE: Queue = Queue::CopyRequests;
     const SCHEMA_VERSION: u32 = 1;
     fn message_id(&self) -> String {
-        format!(
-            "{}.{}.copy-{}.{}",
-            self.cluster, self.backup_id, self.target_region, self.attempt
-        )
+        format!("{}.{}.copy-{}.{}", self.cluster, self.backup_id, self.target_region, self.attempt)
     }
 }
 
@@ -468,16 +457,10 @@ mod tests {
 
     #[test]
     fn tells_apart_the_three_ways_a_body_is_bad() {
-        assert!(matches!(
-            decode::<BackupRequest>(b"not json"),
-            Err(ContractError::NotJson(_))
-        ));
+        assert!(matches!(decode::<BackupRequest>(b"not json"), Err(ContractError::NotJson(_))));
         assert!(matches!(
             decode::<BackupRequest>(br#"{"schemaVersion": 9}"#),
-            Err(ContractError::UnsupportedSchemaVersion {
-                found: 9,
-                supported: 1
-            })
+            Err(ContractError::UnsupportedSchemaVersion { found: 9, supported: 1 })
         ));
         let mut v = serde_json::to_value(request()).unwrap();
         v["cluster"] = "Not A Name".into();

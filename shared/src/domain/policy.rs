@@ -135,16 +135,9 @@ pub struct Retention {
 impl Retention {
     /// Whether any rule keeps anything.
     pub fn keeps_something(&self) -> bool {
-        [
-            self.keep_last,
-            self.hourly,
-            self.daily,
-            self.weekly,
-            self.monthly,
-            self.yearly,
-        ]
-        .iter()
-        .any(|n| n.is_some_and(|n| n > 0))
+        [self.keep_last, self.hourly, self.daily, self.weekly, self.monthly, self.yearly]
+            .iter()
+            .any(|n| n.is_some_and(|n| n > 0))
             || self.within.is_some()
     }
 }
@@ -256,11 +249,11 @@ impl Config {
         self.policies
             .values()
             .flat_map(|policy| {
-                policy.spec.clusters.iter().filter_map(move |c| {
-                    self.clusters
-                        .get(c)
-                        .map(|cluster| Target { policy, cluster })
-                })
+                policy
+                    .spec
+                    .clusters
+                    .iter()
+                    .filter_map(move |c| self.clusters.get(c).map(|cluster| Target { policy, cluster }))
             })
             .collect()
     }
@@ -270,9 +263,7 @@ impl Config {
     /// # Errors
     /// Every problem found, each naming its source, document and field: nothing is partly
     /// accepted.
-    pub fn from_sources<'a>(
-        sources: impl IntoIterator<Item = (&'a str, &'a str)>,
-    ) -> Result<Config, Vec<ConfigError>> {
+    pub fn from_sources<'a>(sources: impl IntoIterator<Item = (&'a str, &'a str)>) -> Result<Config, Vec<ConfigError>> {
         let mut errors = Vec::new();
         let mut config = Config::default();
         let mut seen: BTreeMap<(String, String), (String, usize)> = BTreeMap::new();
@@ -300,10 +291,7 @@ impl Config {
                         if let Some((first, n)) = seen.insert(key, (source.to_owned(), document)) {
                             errors.push(err(
                                 "metadata.name",
-                                format!(
-                                    "cluster {} is already declared in {first} (document {n})",
-                                    c.name
-                                ),
+                                format!("cluster {} is already declared in {first} (document {n})", c.name),
                             ));
                         }
                         config.clusters.insert(c.name.clone(), c);
@@ -313,23 +301,13 @@ impl Config {
                         if let Some((first, n)) = seen.insert(key, (source.to_owned(), document)) {
                             errors.push(err(
                                 "metadata.name",
-                                format!(
-                                    "policy {} is already declared in {first} (document {n})",
-                                    p.name
-                                ),
+                                format!("policy {} is already declared in {first} (document {n})", p.name),
                             ));
                         }
                         for (i, c) in p.spec.clusters.iter().enumerate() {
-                            references.push((
-                                err(&format!("spec.clusters[{i}]"), String::new()),
-                                c.clone(),
-                            ));
+                            references.push((err(&format!("spec.clusters[{i}]"), String::new()), c.clone()));
                         }
-                        errors.extend(
-                            check_policy(&p)
-                                .into_iter()
-                                .map(|(f, problem)| err(f, problem)),
-                        );
+                        errors.extend(check_policy(&p).into_iter().map(|(f, problem)| err(f, problem)));
                         config.policies.insert(p.name.clone(), p);
                     }
                     Err((field, problem)) => errors.push(err(&field, problem)),
@@ -338,16 +316,11 @@ impl Config {
         }
         for (mut error, cluster) in references {
             if !config.clusters.contains_key(&cluster) {
-                error.problem =
-                    format!("cluster {cluster} is not declared by any Cluster document");
+                error.problem = format!("cluster {cluster} is not declared by any Cluster document");
                 errors.push(error);
             }
         }
-        if errors.is_empty() {
-            Ok(config)
-        } else {
-            Err(errors)
-        }
+        if errors.is_empty() { Ok(config) } else { Err(errors) }
     }
 }
 
@@ -380,19 +353,11 @@ struct Metadata {
 }
 
 fn parse_document(value: serde_yaml_ng::Value) -> Result<Document, (String, String)> {
-    let get = |k: &str| {
-        value
-            .get(k)
-            .and_then(serde_yaml_ng::Value::as_str)
-            .map(str::to_owned)
-    };
+    let get = |k: &str| value.get(k).and_then(serde_yaml_ng::Value::as_str).map(str::to_owned);
     match get("apiVersion") {
         Some(v) if v == API_VERSION => {}
         Some(v) => {
-            return Err((
-                "apiVersion".into(),
-                format!("{v:?} is not supported; use {API_VERSION}"),
-            ));
+            return Err(("apiVersion".into(), format!("{v:?} is not supported; use {API_VERSION}")));
         }
         None => return Err(("apiVersion".into(), "missing".into())),
     }
@@ -400,42 +365,22 @@ fn parse_document(value: serde_yaml_ng::Value) -> Result<Document, (String, Stri
     match kind.as_str() {
         "Cluster" => {
             let env: Envelope<ClusterSpec> = deserialize_with_path(value)?;
-            let name = ClusterName::new(env.metadata.name)
-                .map_err(|e| ("metadata.name".to_owned(), e.to_string()))?;
-            Ok(Document::Cluster(Cluster {
-                name,
-                spec: env.spec,
-            }))
+            let name = ClusterName::new(env.metadata.name).map_err(|e| ("metadata.name".to_owned(), e.to_string()))?;
+            Ok(Document::Cluster(Cluster { name, spec: env.spec }))
         }
         "BackupPolicy" => {
             let env: Envelope<PolicySpec> = deserialize_with_path(value)?;
-            let name = PolicyName::new(env.metadata.name)
-                .map_err(|e| ("metadata.name".to_owned(), e.to_string()))?;
-            Ok(Document::Policy(Policy {
-                name,
-                spec: env.spec,
-            }))
+            let name = PolicyName::new(env.metadata.name).map_err(|e| ("metadata.name".to_owned(), e.to_string()))?;
+            Ok(Document::Policy(Policy { name, spec: env.spec }))
         }
-        other => Err((
-            "kind".into(),
-            format!("{other:?} is not a kind Lifeboat reads (Cluster, BackupPolicy)"),
-        )),
+        other => Err(("kind".into(), format!("{other:?} is not a kind Lifeboat reads (Cluster, BackupPolicy)"))),
     }
 }
 
-fn deserialize_with_path<T: serde::de::DeserializeOwned>(
-    value: serde_yaml_ng::Value,
-) -> Result<T, (String, String)> {
+fn deserialize_with_path<T: serde::de::DeserializeOwned>(value: serde_yaml_ng::Value) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(value).map_err(|e| {
         let path = e.path().to_string();
-        (
-            if path == "." {
-                "(document)".to_owned()
-            } else {
-                path
-            },
-            e.into_inner().to_string(),
-        )
+        (if path == "." { "(document)".to_owned() } else { path }, e.into_inner().to_string())
     })
 }
 
@@ -449,27 +394,19 @@ fn check_policy(policy: &Policy) -> Vec<(&'static str, String)> {
         problems.push(("spec.rpo", "must be longer than zero".to_owned()));
     }
     if !spec.retention.keeps_something() {
-        problems.push((
-            "spec.retention",
-            "keeps nothing: set keepLast, a bucket (hourly … yearly) or within".to_owned(),
-        ));
+        problems
+            .push(("spec.retention", "keeps nothing: set keepLast, a bucket (hourly … yearly) or within".to_owned()));
     }
     if let Some(r) = &spec.replication {
         if r.rpo.is_zero() {
-            problems.push((
-                "spec.replication.rpo",
-                "must be longer than zero".to_owned(),
-            ));
+            problems.push(("spec.replication.rpo", "must be longer than zero".to_owned()));
         }
         if r.retention.as_ref().is_some_and(|r| !r.keeps_something()) {
             problems.push(("spec.replication.retention", "keeps nothing".to_owned()));
         }
     }
     if let CatchUp::All { max: 0 } = spec.catch_up {
-        problems.push((
-            "spec.catchUp.all.max",
-            "must be at least 1 (or use catchUp: none)".to_owned(),
-        ));
+        problems.push(("spec.catchUp.all.max", "must be at least 1 (or use catchUp: none)".to_owned()));
     }
     problems
 }
@@ -486,9 +423,8 @@ mod humantime_serde_compat {
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
         let s = String::deserialize(d)?;
-        humantime::parse_duration(&s).map_err(|e| {
-            serde::de::Error::custom(format!("{s:?} is not a duration like 90m, 26h or 7d: {e}"))
-        })
+        humantime::parse_duration(&s)
+            .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration like 90m, 26h or 7d: {e}")))
     }
 }
 
@@ -507,11 +443,8 @@ mod opt_duration {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
         Option::<String>::deserialize(d)?
             .map(|s| {
-                humantime::parse_duration(&s).map_err(|e| {
-                    serde::de::Error::custom(format!(
-                        "{s:?} is not a duration like 90m, 26h or 7d: {e}"
-                    ))
-                })
+                humantime::parse_duration(&s)
+                    .map_err(|e| serde::de::Error::custom(format!("{s:?} is not a duration like 90m, 26h or 7d: {e}")))
             })
             .transpose()
     }
@@ -553,10 +486,7 @@ spec:
         let policy = targets[0].policy;
         assert_eq!(policy.spec.rpo, Duration::from_secs(26 * 3600));
         assert_eq!(policy.spec.retention.daily, Some(14));
-        assert!(
-            policy.spec.volumes.snapshot,
-            "volumes are snapshotted unless turned off"
-        );
+        assert!(policy.spec.volumes.snapshot, "volumes are snapshotted unless turned off");
     }
 
     #[test]
@@ -565,9 +495,7 @@ spec:
         assert_eq!(errors.len(), 1, "{errors:?}");
         let text = errors[0].to_string();
         assert!(
-            text.starts_with(
-                "policies.yaml (document 2): spec.retention.keepLst: unknown field `keepLst`"
-            ),
+            text.starts_with("policies.yaml (document 2): spec.retention.keepLst: unknown field `keepLst`"),
             "{text}"
         );
     }
@@ -589,14 +517,9 @@ spec:
 
     #[test]
     fn every_problem_is_reported_at_once() {
-        let text = GOOD
-            .replace("rpo: 26h", "rpo: soon")
-            .replace("kind: Cluster", "kind: Clustr");
+        let text = GOOD.replace("rpo: 26h", "rpo: soon").replace("kind: Cluster", "kind: Clustr");
         let errors = errors_of(&text);
-        let fields: Vec<_> = errors
-            .iter()
-            .map(|e| (e.document, e.field.as_str()))
-            .collect();
+        let fields: Vec<_> = errors.iter().map(|e| (e.document, e.field.as_str())).collect();
         assert!(fields.contains(&(1, "kind")), "{errors:?}");
         assert!(fields.contains(&(2, "spec.rpo")), "{errors:?}");
     }
@@ -609,15 +532,7 @@ spec:
 
     #[test]
     fn duplicates_name_the_first_declaration() {
-        let errors = errors_of(&format!(
-            "{GOOD}\n---\n{}",
-            GOOD.split("---").next().unwrap()
-        ));
-        assert!(
-            errors[0]
-                .problem
-                .contains("already declared in policies.yaml (document 1)"),
-            "{errors:?}"
-        );
+        let errors = errors_of(&format!("{GOOD}\n---\n{}", GOOD.split("---").next().unwrap()));
+        assert!(errors[0].problem.contains("already declared in policies.yaml (document 1)"), "{errors:?}");
     }
 }

@@ -96,17 +96,9 @@ impl BackupRecord {
     ///
     /// # Errors
     /// [`IllegalTransition`] when the state machine forbids it.
-    pub fn move_to(
-        &mut self,
-        to: BackupState,
-        now: DateTime<Utc>,
-    ) -> Result<(), IllegalTransition> {
+    pub fn move_to(&mut self, to: BackupState, now: DateTime<Utc>) -> Result<(), IllegalTransition> {
         if !self.state.can_move_to(to) {
-            return Err(IllegalTransition {
-                backup_id: self.backup_id.clone(),
-                from: self.state,
-                to,
-            });
+            return Err(IllegalTransition { backup_id: self.backup_id.clone(), from: self.state, to });
         }
         self.state = to;
         self.updated_at = now;
@@ -152,14 +144,8 @@ mod tests {
     fn only_forward_moves_are_legal() {
         assert!(Requested.can_move_to(Running));
         assert!(WaitingForSnapshots.can_move_to(Committed));
-        assert!(
-            !Committed.can_move_to(Running),
-            "a committed backup cannot be reopened"
-        );
-        assert!(
-            !Failed.can_move_to(Committed),
-            "a failed backup cannot be committed"
-        );
+        assert!(!Committed.can_move_to(Running), "a committed backup cannot be reopened");
+        assert!(!Failed.can_move_to(Committed), "a failed backup cannot be committed");
         assert!(!Requested.can_move_to(Committed), "nothing was written yet");
         assert!(Running.can_move_to(Running), "redelivery repeats a step");
     }
@@ -171,20 +157,14 @@ mod tests {
             backup_id: BackupId::parse("b-1").unwrap(),
             cluster: ClusterName::new("c").unwrap(),
             policy: PolicyName::new("p").unwrap(),
-            reason: BackupReason::OnDemand {
-                request_id: "r".into(),
-                requested_by: None,
-            },
+            reason: BackupReason::OnDemand { request_id: "r".into(), requested_by: None },
             state: Committed,
             created_at: now,
             updated_at: now,
             failure: None,
         };
         let err = r.move_to(Running, now).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "backup b-1 cannot move from Committed to Running"
-        );
+        assert_eq!(err.to_string(), "backup b-1 cannot move from Committed to Running");
         assert_eq!(r.state, Committed);
     }
 }

@@ -11,9 +11,7 @@ use serde::{Deserialize, Serialize};
 
 /// Why a schedule expression was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error(
-    "{expression:?} is not a six-field NCRONTAB expression (second minute hour day month day-of-week): {reason}"
-)]
+#[error("{expression:?} is not a six-field NCRONTAB expression (second minute hour day month day-of-week): {reason}")]
 pub struct InvalidSchedule {
     /// The refused expression.
     pub expression: String,
@@ -35,10 +33,7 @@ impl Schedule {
     /// [`InvalidSchedule`] for anything else (five fields included: Functions needs seconds).
     pub fn parse(expression: &str) -> Result<Self, InvalidSchedule> {
         let fields = expression.split_whitespace().count();
-        let refuse = |reason: String| InvalidSchedule {
-            expression: expression.to_owned(),
-            reason,
-        };
+        let refuse = |reason: String| InvalidSchedule { expression: expression.to_owned(), reason };
         if fields != 6 {
             return Err(refuse(format!("it has {fields} fields")));
         }
@@ -48,10 +43,7 @@ impl Schedule {
             .build()
             .parse(expression)
             .map_err(|e| refuse(e.to_string()))?;
-        Ok(Self {
-            expression: expression.to_owned(),
-            cron,
-        })
+        Ok(Self { expression: expression.to_owned(), cron })
     }
 
     /// The expression as written.
@@ -70,12 +62,7 @@ impl Schedule {
     }
 
     /// Slots in `(after, until]`, oldest first, at most `max` of them (the oldest ones).
-    pub fn slots_between(
-        &self,
-        after: DateTime<Utc>,
-        until: DateTime<Utc>,
-        max: usize,
-    ) -> Vec<DateTime<Utc>> {
+    pub fn slots_between(&self, after: DateTime<Utc>, until: DateTime<Utc>, max: usize) -> Vec<DateTime<Utc>> {
         let mut slots = Vec::new();
         let mut cursor = after;
         while slots.len() < max {
@@ -176,15 +163,9 @@ pub fn due_slots(
         // Several slots in one tick (a schedule faster than the tick): one backup suffices.
         let newest = due.split_off(due.len() - 1);
         let skipped = due.len();
-        return DueSlots {
-            due: newest,
-            missed: missed.len() - taken_from_missed + skipped,
-        };
+        return DueSlots { due: newest, missed: missed.len() - taken_from_missed + skipped };
     }
-    DueSlots {
-        due,
-        missed: missed.len() - taken_from_missed,
-    }
+    DueSlots { due, missed: missed.len() - taken_from_missed }
 }
 
 /// The outcome of [`due_slots`].
@@ -216,32 +197,20 @@ mod tests {
     fn sunday_is_zero_as_in_ncrontab() {
         // 2026-11-22 is a Sunday.
         let s = Schedule::parse("0 0 3 * * 0").unwrap();
-        assert_eq!(
-            s.next_after(t("2026-11-21T12:00:00Z")),
-            Some(t("2026-11-22T03:00:00Z"))
-        );
+        assert_eq!(s.next_after(t("2026-11-21T12:00:00Z")), Some(t("2026-11-22T03:00:00Z")));
     }
 
     #[test]
     fn slots_between_is_half_open() {
         let s = Schedule::parse("0 0 * * * *").unwrap();
         let slots = s.slots_between(t("2026-01-01T01:00:00Z"), t("2026-01-01T03:00:00Z"), 10);
-        assert_eq!(
-            slots,
-            vec![t("2026-01-01T02:00:00Z"), t("2026-01-01T03:00:00Z")]
-        );
+        assert_eq!(slots, vec![t("2026-01-01T02:00:00Z"), t("2026-01-01T03:00:00Z")]);
     }
 
     #[test]
     fn first_sight_takes_the_newest_slot() {
         let s = Schedule::parse("0 0 2 * * *").unwrap();
-        let d = due_slots(
-            &s,
-            None,
-            t("2026-01-05T10:00:00Z"),
-            chrono::Duration::minutes(5),
-            CatchUp::Latest,
-        );
+        let d = due_slots(&s, None, t("2026-01-05T10:00:00Z"), chrono::Duration::minutes(5), CatchUp::Latest);
         assert_eq!(d.due, vec![t("2026-01-05T02:00:00Z")]);
     }
 
@@ -269,14 +238,7 @@ mod tests {
             chrono::Duration::minutes(5),
             CatchUp::All { max: 3 },
         );
-        assert_eq!(
-            d.due,
-            vec![
-                t("2026-01-01T08:00:00Z"),
-                t("2026-01-01T09:00:00Z"),
-                t("2026-01-01T10:00:00Z")
-            ]
-        );
+        assert_eq!(d.due, vec![t("2026-01-01T08:00:00Z"), t("2026-01-01T09:00:00Z"), t("2026-01-01T10:00:00Z")]);
         assert_eq!(d.missed, 7);
     }
 

@@ -114,13 +114,7 @@ impl ObjectStoreError {
     }
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Unavailable {
-                transient: true,
-                ..
-            }
-        )
+        matches!(self, Self::Unavailable { transient: true, .. })
     }
 }
 
@@ -129,22 +123,14 @@ impl ObjectStoreError {
 /// # Errors
 /// [`ObjectStoreError::InvalidKey`] naming the rule broken.
 pub fn validate_key(key: &str) -> Result<(), ObjectStoreError> {
-    let fail = |reason: &str| {
-        Err(ObjectStoreError::InvalidKey {
-            key: key.to_owned(),
-            reason: reason.to_owned(),
-        })
-    };
+    let fail = |reason: &str| Err(ObjectStoreError::InvalidKey { key: key.to_owned(), reason: reason.to_owned() });
     if key.is_empty() || key.len() > 1024 {
         return fail("must be 1 to 1024 bytes");
     }
     if key.chars().any(|c| c == '\\' || c.is_control()) {
         return fail("must not contain backslashes or control characters");
     }
-    if key
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
+    if key.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
         return fail("segments must be non-empty and not '.' or '..'");
     }
     Ok(())
@@ -158,22 +144,13 @@ pub trait ObjectStore: Send + Sync {
     /// # Errors
     /// `AlreadyExists` (with `if_absent`), `InvalidKey`, `Unavailable` (also when the body
     /// stream fails: nothing is written then).
-    async fn put(
-        &self,
-        key: &str,
-        body: ByteStream,
-        options: PutOptions,
-    ) -> Result<ObjectMeta, ObjectStoreError>;
+    async fn put(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<ObjectMeta, ObjectStoreError>;
 
     /// Streams the object, or the byte range of it.
     ///
     /// # Errors
     /// `NotFound`, `InvalidKey`, `Unavailable`.
-    async fn get(
-        &self,
-        key: &str,
-        range: Option<Range<u64>>,
-    ) -> Result<(ObjectMeta, ByteStream), ObjectStoreError>;
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<(ObjectMeta, ByteStream), ObjectStoreError>;
 
     /// The object's metadata.
     ///

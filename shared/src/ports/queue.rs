@@ -130,22 +130,13 @@ pub trait QueueReceiver: Send + Sync {
     ///
     /// # Errors
     /// [`QueueError::LockLost`] when the lock expired.
-    async fn abandon(
-        &self,
-        message: &ReceivedMessage,
-        delay: Option<Duration>,
-    ) -> Result<(), QueueError>;
+    async fn abandon(&self, message: &ReceivedMessage, delay: Option<Duration>) -> Result<(), QueueError>;
 
     /// Moves the message to the dead-letter queue with a reason.
     ///
     /// # Errors
     /// [`QueueError::LockLost`] when the lock expired.
-    async fn dead_letter(
-        &self,
-        message: &ReceivedMessage,
-        reason: &str,
-        description: &str,
-    ) -> Result<(), QueueError>;
+    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str, description: &str) -> Result<(), QueueError>;
 
     /// Extends the lock by the queue's lock duration; returns the new expiry.
     ///

@@ -55,12 +55,7 @@ pub struct Entity {
 impl Entity {
     /// A new entity with no properties.
     pub fn new(partition_key: impl Into<String>, row_key: impl Into<String>) -> Self {
-        Self {
-            partition_key: partition_key.into(),
-            row_key: row_key.into(),
-            properties: Map::new(),
-            etag: None,
-        }
+        Self { partition_key: partition_key.into(), row_key: row_key.into(), properties: Map::new(), etag: None }
     }
 
     /// The same entity with one more property.
@@ -98,10 +93,7 @@ pub struct Query {
 impl Query {
     /// Every entity of one partition.
     pub fn partition(partition_key: impl Into<String>) -> Self {
-        Self {
-            partition_key: Some(partition_key.into()),
-            ..Self::default()
-        }
+        Self { partition_key: Some(partition_key.into()), ..Self::default() }
     }
 
     /// Every entity of the table.
@@ -208,13 +200,7 @@ impl StateStoreError {
     }
     /// Whether trying again later may succeed.
     pub fn is_transient(&self) -> bool {
-        matches!(
-            self,
-            Self::Unavailable {
-                transient: true,
-                ..
-            }
-        )
+        matches!(self, Self::Unavailable { transient: true, .. })
     }
 }
 
@@ -237,23 +223,13 @@ pub trait StateStore: Send + Sync {
     ///
     /// # Errors
     /// `NotFound`; `PreconditionFailed`; `Invalid`; `Unavailable`.
-    async fn update(
-        &self,
-        table: &str,
-        entity: &Entity,
-        if_match: &ETag,
-    ) -> Result<ETag, StateStoreError>;
+    async fn update(&self, table: &str, entity: &Entity, if_match: &ETag) -> Result<ETag, StateStoreError>;
 
     /// The entity, if it exists.
     ///
     /// # Errors
     /// `Invalid`; `Unavailable`.
-    async fn get(
-        &self,
-        table: &str,
-        partition_key: &str,
-        row_key: &str,
-    ) -> Result<Option<Entity>, StateStoreError>;
+    async fn get(&self, table: &str, partition_key: &str, row_key: &str) -> Result<Option<Entity>, StateStoreError>;
 
     /// Deletes the entity (only while it has `if_match`, when given).
     ///
@@ -291,11 +267,7 @@ pub trait StateStore: Send + Sync {
 ///
 /// # Errors
 /// The first page that fails.
-pub async fn query_all(
-    store: &dyn StateStore,
-    table: &str,
-    query: &Query,
-) -> Result<Vec<Entity>, StateStoreError> {
+pub async fn query_all(store: &dyn StateStore, table: &str, query: &Query) -> Result<Vec<Entity>, StateStoreError> {
     let mut query = query.clone();
     let mut all = Vec::new();
     loop {
@@ -309,10 +281,7 @@ pub async fn query_all(
 }
 
 fn invalid(what: impl Into<String>, reason: impl Into<String>) -> StateStoreError {
-    StateStoreError::Invalid {
-        what: what.into(),
-        reason: reason.into(),
-    }
+    StateStoreError::Invalid { what: what.into(), reason: reason.into() }
 }
 
 /// Checks a table name against Table Storage's rules: 3 to 63 ASCII letters and digits,
@@ -323,10 +292,7 @@ fn invalid(what: impl Into<String>, reason: impl Into<String>) -> StateStoreErro
 pub fn validate_table_name(table: &str) -> Result<(), StateStoreError> {
     let ok_len = (3..=63).contains(&table.len());
     let ok_chars = table.chars().all(|c| c.is_ascii_alphanumeric());
-    let ok_start = table
-        .chars()
-        .next()
-        .is_some_and(|c| c.is_ascii_alphabetic());
+    let ok_start = table.chars().next().is_some_and(|c| c.is_ascii_alphabetic());
     if ok_len && ok_chars && ok_start {
         Ok(())
     } else {
@@ -346,14 +312,8 @@ pub fn validate_key(kind: &str, key: &str) -> Result<(), StateStoreError> {
     if key.len() > MAX_KEY_BYTES {
         return Err(invalid(format!("{kind} {key:?}"), "is longer than 1 KiB"));
     }
-    if let Some(c) = key
-        .chars()
-        .find(|c| matches!(c, '/' | '\\' | '#' | '?') || c.is_control())
-    {
-        return Err(invalid(
-            format!("{kind} {key:?}"),
-            format!("contains the forbidden character {c:?}"),
-        ));
+    if let Some(c) = key.chars().find(|c| matches!(c, '/' | '\\' | '#' | '?') || c.is_control()) {
+        return Err(invalid(format!("{kind} {key:?}"), format!("contains the forbidden character {c:?}")));
     }
     Ok(())
 }
@@ -366,10 +326,7 @@ pub fn validate_entity(entity: &Entity) -> Result<(), StateStoreError> {
     validate_key("partition key", &entity.partition_key)?;
     validate_key("row key", &entity.row_key)?;
     if entity.properties.len() > MAX_PROPERTIES {
-        return Err(invalid(
-            "entity",
-            format!("has more than {MAX_PROPERTIES} properties"),
-        ));
+        return Err(invalid("entity", format!("has more than {MAX_PROPERTIES} properties")));
     }
     for (name, value) in &entity.properties {
         validate_property(name, value)?;
@@ -379,13 +336,9 @@ pub fn validate_entity(entity: &Entity) -> Result<(), StateStoreError> {
 
 fn validate_property(name: &str, value: &Value) -> Result<(), StateStoreError> {
     let valid_name = name.len() <= 255
-        && name
-            .chars()
-            .next()
-            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && name.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-    let reserved = matches!(name, "PartitionKey" | "RowKey" | "Timestamp" | "ETag")
-        || name.starts_with("odata");
+    let reserved = matches!(name, "PartitionKey" | "RowKey" | "Timestamp" | "ETag") || name.starts_with("odata");
     if !valid_name || reserved {
         return Err(invalid(
             format!("property name {name:?}"),
@@ -393,25 +346,17 @@ fn validate_property(name: &str, value: &Value) -> Result<(), StateStoreError> {
         ));
     }
     match value {
-        Value::String(s) if s.len() > MAX_STRING_BYTES => Err(invalid(
-            format!("property {name}"),
-            "is a string larger than 64 KiB",
-        )),
+        Value::String(s) if s.len() > MAX_STRING_BYTES => {
+            Err(invalid(format!("property {name}"), "is a string larger than 64 KiB"))
+        }
         Value::Number(n) if n.as_i64().is_none() && n.as_f64().is_none_or(|f| !f.is_finite()) => {
-            Err(invalid(
-                format!("property {name}"),
-                "is a number outside i64 and finite f64",
-            ))
+            Err(invalid(format!("property {name}"), "is a number outside i64 and finite f64"))
         }
         Value::String(_) | Value::Number(_) | Value::Bool(_) => Ok(()),
-        Value::Null => Err(invalid(
-            format!("property {name}"),
-            "is null: omit the property instead",
-        )),
-        Value::Array(_) | Value::Object(_) => Err(invalid(
-            format!("property {name}"),
-            "is nested: store flat values (encode documents as JSON strings)",
-        )),
+        Value::Null => Err(invalid(format!("property {name}"), "is null: omit the property instead")),
+        Value::Array(_) | Value::Object(_) => {
+            Err(invalid(format!("property {name}"), "is nested: store flat values (encode documents as JSON strings)"))
+        }
     }
 }
 
@@ -422,20 +367,14 @@ fn validate_property(name: &str, value: &Value) -> Result<(), StateStoreError> {
 /// [`StateStoreError::Invalid`] naming the rule broken.
 pub fn validate_batch(partition_key: &str, ops: &[BatchOp]) -> Result<(), StateStoreError> {
     if ops.is_empty() || ops.len() > MAX_BATCH_OPERATIONS {
-        return Err(invalid(
-            "transaction",
-            format!("must hold 1 to {MAX_BATCH_OPERATIONS} operations"),
-        ));
+        return Err(invalid("transaction", format!("must hold 1 to {MAX_BATCH_OPERATIONS} operations")));
     }
     let mut rows = std::collections::HashSet::new();
     for op in ops {
         let row = match op {
             BatchOp::Insert(e) | BatchOp::Upsert(e) | BatchOp::Update(e) => {
                 if e.partition_key != partition_key {
-                    return Err(invalid(
-                        "transaction",
-                        "every entity must be in the transaction's partition",
-                    ));
+                    return Err(invalid("transaction", "every entity must be in the transaction's partition"));
                 }
                 validate_entity(e)?;
                 &e.row_key
@@ -448,16 +387,10 @@ pub fn validate_batch(partition_key: &str, ops: &[BatchOp]) -> Result<(), StateS
         if let BatchOp::Update(e) = op
             && e.etag.is_none()
         {
-            return Err(invalid(
-                "transaction",
-                format!("update of row {:?} carries no etag", e.row_key),
-            ));
+            return Err(invalid("transaction", format!("update of row {:?} carries no etag", e.row_key)));
         }
         if !rows.insert(row.clone()) {
-            return Err(invalid(
-                "transaction",
-                format!("row {row:?} appears more than once"),
-            ));
+            return Err(invalid("transaction", format!("row {row:?} appears more than once")));
         }
     }
     Ok(())

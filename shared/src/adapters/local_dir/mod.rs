@@ -26,12 +26,7 @@ pub struct LocalDirObjectStore {
 }
 
 fn unavailable(operation: &'static str, key: &str, e: std::io::Error) -> ObjectStoreError {
-    ObjectStoreError::Unavailable {
-        operation,
-        key: key.to_owned(),
-        transient: false,
-        source: Box::new(e),
-    }
+    ObjectStoreError::Unavailable { operation, key: key.to_owned(), transient: false, source: Box::new(e) }
 }
 
 impl LocalDirObjectStore {
@@ -43,8 +38,7 @@ impl LocalDirObjectStore {
         let root = root.into();
         let tmp = root.join(TMP_DIR);
         let _ = std::fs::remove_dir_all(&tmp);
-        std::fs::create_dir_all(&tmp)
-            .map_err(|e| unavailable("open", &root.display().to_string(), e))?;
+        std::fs::create_dir_all(&tmp).map_err(|e| unavailable("open", &root.display().to_string(), e))?;
         Ok(Self { root })
     }
 
@@ -65,36 +59,19 @@ impl LocalDirObjectStore {
     }
 
     async fn meta(&self, key: &str, path: &Path) -> Result<ObjectMeta, ObjectStoreError> {
-        let md = tokio::fs::metadata(path)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => ObjectStoreError::NotFound {
-                    key: key.to_owned(),
-                },
-                _ => unavailable("head", key, e),
-            })?;
+        let md = tokio::fs::metadata(path).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ObjectStoreError::NotFound { key: key.to_owned() },
+            _ => unavailable("head", key, e),
+        })?;
         if !md.is_file() {
-            return Err(ObjectStoreError::NotFound {
-                key: key.to_owned(),
-            });
+            return Err(ObjectStoreError::NotFound { key: key.to_owned() });
         }
         let last_modified = md.modified().map(DateTime::<Utc>::from).unwrap_or_default();
-        Ok(ObjectMeta {
-            key: key.to_owned(),
-            size: md.len(),
-            last_modified,
-        })
+        Ok(ObjectMeta { key: key.to_owned(), size: md.len(), last_modified })
     }
 
-    async fn write_tmp(
-        &self,
-        key: &str,
-        mut body: ByteStream,
-    ) -> Result<PathBuf, ObjectStoreError> {
-        let tmp = self
-            .root
-            .join(TMP_DIR)
-            .join(uuid::Uuid::new_v4().simple().to_string());
+    async fn write_tmp(&self, key: &str, mut body: ByteStream) -> Result<PathBuf, ObjectStoreError> {
+        let tmp = self.root.join(TMP_DIR).join(uuid::Uuid::new_v4().simple().to_string());
         let result = async {
             let mut file = tokio::fs::File::create(&tmp).await?;
             while let Some(chunk) = body.next().await {
@@ -115,12 +92,7 @@ impl LocalDirObjectStore {
 
 #[async_trait]
 impl ObjectStore for LocalDirObjectStore {
-    async fn put(
-        &self,
-        key: &str,
-        body: ByteStream,
-        options: PutOptions,
-    ) -> Result<ObjectMeta, ObjectStoreError> {
+    async fn put(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<ObjectMeta, ObjectStoreError> {
         let path = self.path_of(key)?;
         let tmp = self.write_tmp(key, body).await?;
         let place = async {
@@ -139,46 +111,31 @@ impl ObjectStore for LocalDirObjectStore {
         if let Err(e) = place {
             let _ = tokio::fs::remove_file(&tmp).await;
             return Err(match e.kind() {
-                std::io::ErrorKind::AlreadyExists => ObjectStoreError::AlreadyExists {
-                    key: key.to_owned(),
-                },
+                std::io::ErrorKind::AlreadyExists => ObjectStoreError::AlreadyExists { key: key.to_owned() },
                 _ => unavailable("put", key, e),
             });
         }
         self.meta(key, &path).await
     }
 
-    async fn get(
-        &self,
-        key: &str,
-        range: Option<Range<u64>>,
-    ) -> Result<(ObjectMeta, ByteStream), ObjectStoreError> {
+    async fn get(&self, key: &str, range: Option<Range<u64>>) -> Result<(ObjectMeta, ByteStream), ObjectStoreError> {
         let path = self.path_of(key)?;
-        let mut file = tokio::fs::File::open(&path)
-            .await
-            .map_err(|e| match e.kind() {
-                std::io::ErrorKind::NotFound => ObjectStoreError::NotFound {
-                    key: key.to_owned(),
-                },
-                _ => unavailable("get", key, e),
-            })?;
+        let mut file = tokio::fs::File::open(&path).await.map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => ObjectStoreError::NotFound { key: key.to_owned() },
+            _ => unavailable("get", key, e),
+        })?;
         let meta = self.meta(key, &path).await?;
         let (start, end) = match range {
             Some(r) if r.start > r.end || r.end > meta.size => {
                 return Err(ObjectStoreError::InvalidKey {
                     key: key.to_owned(),
-                    reason: format!(
-                        "range {}..{} is outside the object's {} bytes",
-                        r.start, r.end, meta.size
-                    ),
+                    reason: format!("range {}..{} is outside the object's {} bytes", r.start, r.end, meta.size),
                 });
             }
             Some(r) => (r.start, r.end),
             None => (0, meta.size),
         };
-        file.seek(std::io::SeekFrom::Start(start))
-            .await
-            .map_err(|e| unavailable("get", key, e))?;
+        file.seek(std::io::SeekFrom::Start(start)).await.map_err(|e| unavailable("get", key, e))?;
         let reader = file.take(end - start);
         let stream = futures_util::stream::unfold(reader, |mut reader| async move {
             let mut buf = vec![0u8; READ_CHUNK];
@@ -210,9 +167,7 @@ impl ObjectStore for LocalDirObjectStore {
             .await
             .map_err(|e| unavailable("list", prefix, std::io::Error::other(e)))?
             .map_err(|e| unavailable("list", prefix, e))?;
-        keys.retain(|k| {
-            k.starts_with(prefix) && continuation.is_none_or(|after| k.as_str() > after)
-        });
+        keys.retain(|k| k.starts_with(prefix) && continuation.is_none_or(|after| k.as_str() > after));
         keys.sort();
         let limit = limit.max(1);
         let more = keys.len() > limit;
@@ -225,15 +180,8 @@ impl ObjectStore for LocalDirObjectStore {
                 Err(e) => return Err(e),
             }
         }
-        let continuation = if more {
-            objects.last().map(|o| o.key.clone())
-        } else {
-            None
-        };
-        Ok(ObjectPage {
-            objects,
-            continuation,
-        })
+        let continuation = if more { objects.last().map(|o| o.key.clone()) } else { None };
+        Ok(ObjectPage { objects, continuation })
     }
 
     async fn delete(&self, key: &str) -> Result<bool, ObjectStoreError> {
@@ -257,9 +205,7 @@ fn walk(root: &Path) -> std::io::Result<Vec<String>> {
             let Ok(rel) = path.strip_prefix(root) else {
                 continue;
             };
-            let rel = rel
-                .to_string_lossy()
-                .replace(std::path::MAIN_SEPARATOR, "/");
+            let rel = rel.to_string_lossy().replace(std::path::MAIN_SEPARATOR, "/");
             if rel == TMP_DIR {
                 continue;
             }

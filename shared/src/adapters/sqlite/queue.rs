@@ -16,9 +16,7 @@ use chrono::{DateTime, Utc};
 use super::connection::Db;
 use crate::ports::bus::{Bus, BusError, OutgoingMessage};
 use crate::ports::clock::Clock;
-use crate::ports::queue::{
-    DeadLetteredMessage, QueueError, QueueReceiver, QueueStats, ReceivedMessage,
-};
+use crate::ports::queue::{DeadLetteredMessage, QueueError, QueueReceiver, QueueStats, ReceivedMessage};
 
 /// Settings shared by every queue of one store (Service Bus's per-entity settings).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,9 +49,7 @@ pub struct SqliteQueue {
 
 impl std::fmt::Debug for SqliteQueue {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SqliteQueue")
-            .field("settings", &self.settings)
-            .finish_non_exhaustive()
+        f.debug_struct("SqliteQueue").field("settings", &self.settings).finish_non_exhaustive()
     }
 }
 
@@ -64,21 +60,13 @@ impl SqliteQueue {
     ///
     /// # Errors
     /// When the file cannot be opened or initialised.
-    pub fn open(
-        path: &Path,
-        clock: Arc<dyn Clock>,
-        settings: QueueSettings,
-    ) -> Result<Self, QueueError> {
+    pub fn open(path: &Path, clock: Arc<dyn Clock>, settings: QueueSettings) -> Result<Self, QueueError> {
         let db = Db::open(path, SCHEMA).map_err(|e| QueueError::Unavailable {
             operation: "open",
             queue: path.display().to_string(),
             source: Box::new(e),
         })?;
-        Ok(Self {
-            db,
-            clock,
-            settings,
-        })
+        Ok(Self { db, clock, settings })
     }
 
     /// Queues in memory, for tests.
@@ -91,11 +79,7 @@ impl SqliteQueue {
             queue: ":memory:".into(),
             source: Box::new(e),
         })?;
-        Ok(Self {
-            db,
-            clock,
-            settings,
-        })
+        Ok(Self { db, clock, settings })
     }
 
     /// The settings in force.
@@ -122,20 +106,11 @@ impl QueueReceiver for SqliteQueue {
         let _ = message;
         unimplemented!("complete")
     }
-    async fn abandon(
-        &self,
-        message: &ReceivedMessage,
-        delay: Option<Duration>,
-    ) -> Result<(), QueueError> {
+    async fn abandon(&self, message: &ReceivedMessage, delay: Option<Duration>) -> Result<(), QueueError> {
         let _ = (message, delay);
         unimplemented!("abandon")
     }
-    async fn dead_letter(
-        &self,
-        message: &ReceivedMessage,
-        reason: &str,
-        description: &str,
-    ) -> Result<(), QueueError> {
+    async fn dead_letter(&self, message: &ReceivedMessage, reason: &str, description: &str) -> Result<(), QueueError> {
         let _ = (message, reason, description);
         unimplemented!("dead_letter")
     }

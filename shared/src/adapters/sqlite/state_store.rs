@@ -9,8 +9,8 @@ use serde_json::{Map, Value};
 
 use super::connection::{Db, TaskFailed};
 use crate::ports::state_store::{
-    BatchOp, ETag, Entity, MAX_PAGE_SIZE, Page, Query, StateStore, StateStoreError, validate_batch,
-    validate_entity, validate_key, validate_table_name,
+    BatchOp, ETag, Entity, MAX_PAGE_SIZE, Page, Query, StateStore, StateStoreError, validate_batch, validate_entity,
+    validate_key, validate_table_name,
 };
 
 const SCHEMA: &str = "
@@ -42,9 +42,7 @@ impl SqliteStateStore {
     /// # Errors
     /// When the file cannot be opened or initialised.
     pub fn open(path: &Path) -> Result<Self, StateStoreError> {
-        Db::open(path, SCHEMA)
-            .map(|db| Self { db })
-            .map_err(|e| unavailable("open", &path.display().to_string(), e))
+        Db::open(path, SCHEMA).map(|db| Self { db }).map_err(|e| unavailable("open", &path.display().to_string(), e))
     }
 
     /// A store in memory, for tests.
@@ -52,9 +50,7 @@ impl SqliteStateStore {
     /// # Errors
     /// When SQLite cannot initialise.
     pub fn in_memory() -> Result<Self, StateStoreError> {
-        Db::memory(SCHEMA)
-            .map(|db| Self { db })
-            .map_err(|e| unavailable("open", ":memory:", e))
+        Db::memory(SCHEMA).map(|db| Self { db }).map_err(|e| unavailable("open", ":memory:", e))
     }
 
     async fn run<T: Send + 'static>(
@@ -102,12 +98,7 @@ fn unavailable(
 ) -> StateStoreError {
     // A busy database is worth retrying; anything else (corruption, full disk) is not likely to heal.
     let transient = e.to_string().contains("locked") || e.to_string().contains("busy");
-    StateStoreError::Unavailable {
-        operation,
-        table: table.to_owned(),
-        transient,
-        source: Box::new(e),
-    }
+    StateStoreError::Unavailable { operation, table: table.to_owned(), transient, source: Box::new(e) }
 }
 
 fn new_etag() -> ETag {
@@ -118,58 +109,29 @@ fn props_json(entity: &Entity) -> String {
     Value::Object(entity.properties.clone()).to_string()
 }
 
-fn key_error(
-    kind: fn(String, String, String) -> StateStoreError,
-    table: &str,
-    pk: &str,
-    rk: &str,
-) -> StateStoreError {
+fn key_error(kind: fn(String, String, String) -> StateStoreError, table: &str, pk: &str, rk: &str) -> StateStoreError {
     kind(table.to_owned(), pk.to_owned(), rk.to_owned())
 }
 
 fn already_exists(table: String, partition_key: String, row_key: String) -> StateStoreError {
-    StateStoreError::AlreadyExists {
-        table,
-        partition_key,
-        row_key,
-    }
+    StateStoreError::AlreadyExists { table, partition_key, row_key }
 }
 fn not_found(table: String, partition_key: String, row_key: String) -> StateStoreError {
-    StateStoreError::NotFound {
-        table,
-        partition_key,
-        row_key,
-    }
+    StateStoreError::NotFound { table, partition_key, row_key }
 }
 fn precondition_failed(table: String, partition_key: String, row_key: String) -> StateStoreError {
-    StateStoreError::PreconditionFailed {
-        table,
-        partition_key,
-        row_key,
-    }
+    StateStoreError::PreconditionFailed { table, partition_key, row_key }
 }
 
-fn current_etag(
-    tx: &Transaction<'_>,
-    table: &str,
-    pk: &str,
-    rk: &str,
-) -> rusqlite::Result<Option<String>> {
-    tx.query_row(
-        "SELECT etag FROM entities WHERE tbl = ?1 AND pk = ?2 AND rk = ?3",
-        params![table, pk, rk],
-        |r| r.get(0),
-    )
+fn current_etag(tx: &Transaction<'_>, table: &str, pk: &str, rk: &str) -> rusqlite::Result<Option<String>> {
+    tx.query_row("SELECT etag FROM entities WHERE tbl = ?1 AND pk = ?2 AND rk = ?3", params![table, pk, rk], |r| {
+        r.get(0)
+    })
     .optional()
 }
 
 /// Applies one operation inside an open transaction.
-fn apply(
-    tx: &Transaction<'_>,
-    table: &str,
-    pk: &str,
-    op: &BatchOp,
-) -> Result<Option<ETag>, Failure> {
+fn apply(tx: &Transaction<'_>, table: &str, pk: &str, op: &BatchOp) -> Result<Option<ETag>, Failure> {
     match op {
         BatchOp::Insert(e) => {
             if current_etag(tx, table, pk, &e.row_key)?.is_some() {
@@ -212,10 +174,7 @@ fn apply(
             if if_match.as_ref().is_some_and(|want| want.0 != found) {
                 return Err(key_error(precondition_failed, table, pk, row_key).into());
             }
-            tx.execute(
-                "DELETE FROM entities WHERE tbl = ?1 AND pk = ?2 AND rk = ?3",
-                params![table, pk, row_key],
-            )?;
+            tx.execute("DELETE FROM entities WHERE tbl = ?1 AND pk = ?2 AND rk = ?3", params![table, pk, row_key])?;
             Ok(None)
         }
     }
@@ -230,12 +189,7 @@ fn row_to_entity(pk: String, rk: String, etag: String, props: &str) -> Result<En
             source: Box::new(e),
         })
     })?;
-    Ok(Entity {
-        partition_key: pk,
-        row_key: rk,
-        properties,
-        etag: Some(ETag(etag)),
-    })
+    Ok(Entity { partition_key: pk, row_key: rk, properties, etag: Some(ETag(etag)) })
 }
 
 /// Continuation tokens: `v1.{hex pk}.{hex rk}` of the first entity of the next page.
@@ -249,10 +203,8 @@ fn decode_token(token: &str) -> Option<(String, String)> {
         if s.len() % 2 != 0 {
             return None;
         }
-        let bytes: Option<Vec<u8>> = (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
-            .collect();
+        let bytes: Option<Vec<u8>> =
+            (0..s.len()).step_by(2).map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok()).collect();
         String::from_utf8(bytes?).ok()
     };
     let mut parts = token.split('.');
@@ -272,31 +224,17 @@ impl StateStore for SqliteStateStore {
         single(self, "upsert", table, BatchOp::Upsert(entity.clone())).await
     }
 
-    async fn update(
-        &self,
-        table: &str,
-        entity: &Entity,
-        if_match: &ETag,
-    ) -> Result<ETag, StateStoreError> {
+    async fn update(&self, table: &str, entity: &Entity, if_match: &ETag) -> Result<ETag, StateStoreError> {
         let mut entity = entity.clone();
         entity.etag = Some(if_match.clone());
         single(self, "update", table, BatchOp::Update(entity)).await
     }
 
-    async fn get(
-        &self,
-        table: &str,
-        partition_key: &str,
-        row_key: &str,
-    ) -> Result<Option<Entity>, StateStoreError> {
+    async fn get(&self, table: &str, partition_key: &str, row_key: &str) -> Result<Option<Entity>, StateStoreError> {
         validate_table_name(table)?;
         validate_key("partition key", partition_key)?;
         validate_key("row key", row_key)?;
-        let (t, pk, rk) = (
-            table.to_owned(),
-            partition_key.to_owned(),
-            row_key.to_owned(),
-        );
+        let (t, pk, rk) = (table.to_owned(), partition_key.to_owned(), row_key.to_owned());
         self.run("get", table, move |conn| {
             let row = conn
                 .query_row(
@@ -305,8 +243,7 @@ impl StateStore for SqliteStateStore {
                     |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)),
                 )
                 .optional()?;
-            row.map(|(etag, props)| row_to_entity(pk, rk, etag, &props))
-                .transpose()
+            row.map(|(etag, props)| row_to_entity(pk, rk, etag, &props)).transpose()
         })
         .await
     }
@@ -319,10 +256,7 @@ impl StateStore for SqliteStateStore {
         if_match: Option<&ETag>,
     ) -> Result<(), StateStoreError> {
         validate_key("partition key", partition_key)?;
-        let op = BatchOp::Delete {
-            row_key: row_key.to_owned(),
-            if_match: if_match.cloned(),
-        };
+        let op = BatchOp::Delete { row_key: row_key.to_owned(), if_match: if_match.cloned() };
         self.transact(table, partition_key, &[op]).await.map(|_| ())
     }
 
@@ -350,22 +284,9 @@ impl StateStore for SqliteStateStore {
                  LIMIT ?7",
             )?;
             let rows = stmt.query_map(
-                params![
-                    t,
-                    q.partition_key,
-                    q.row_key_from,
-                    q.row_key_to,
-                    cpk,
-                    crk,
-                    limit as i64 + 1
-                ],
+                params![t, q.partition_key, q.row_key_from, q.row_key_to, cpk, crk, limit as i64 + 1],
                 |r| {
-                    Ok((
-                        r.get::<_, String>(0)?,
-                        r.get::<_, String>(1)?,
-                        r.get::<_, String>(2)?,
-                        r.get::<_, String>(3)?,
-                    ))
+                    Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, String>(2)?, r.get::<_, String>(3)?))
                 },
             )?;
             let mut entities = Vec::with_capacity(limit);
@@ -378,10 +299,7 @@ impl StateStore for SqliteStateStore {
                 }
                 entities.push(row_to_entity(pk, rk, etag, &props)?);
             }
-            Ok(Page {
-                entities,
-                continuation,
-            })
+            Ok(Page { entities, continuation })
         })
         .await
     }
@@ -398,10 +316,7 @@ impl StateStore for SqliteStateStore {
         let (t, pk, ops) = (table.to_owned(), partition_key.to_owned(), ops.to_vec());
         self.run("transaction", table, move |conn| {
             let tx = conn.transaction()?;
-            let etags = ops
-                .iter()
-                .map(|op| apply(&tx, &t, &pk, op))
-                .collect::<Result<Vec<_>, _>>()?;
+            let etags = ops.iter().map(|op| apply(&tx, &t, &pk, op)).collect::<Result<Vec<_>, _>>()?;
             tx.commit()?;
             Ok(etags)
         })
@@ -417,10 +332,7 @@ async fn single(
 ) -> Result<ETag, StateStoreError> {
     validate_table_name(table)?;
     let (BatchOp::Insert(e) | BatchOp::Upsert(e) | BatchOp::Update(e)) = &op else {
-        return Err(StateStoreError::Invalid {
-            what: operation.into(),
-            reason: "expects an entity".into(),
-        });
+        return Err(StateStoreError::Invalid { what: operation.into(), reason: "expects an entity".into() });
     };
     validate_entity(e)?;
     let (t, pk) = (table.to_owned(), e.partition_key.clone());
@@ -432,10 +344,7 @@ async fn single(
             Ok(etag)
         })
         .await?;
-    etag.ok_or_else(|| StateStoreError::Invalid {
-        what: operation.into(),
-        reason: "wrote no etag".into(),
-    })
+    etag.ok_or_else(|| StateStoreError::Invalid { what: operation.into(), reason: "wrote no etag".into() })
 }
 
 #[cfg(test)]
