@@ -30,15 +30,16 @@ fn unavailable(operation: &'static str, key: &str, e: std::io::Error) -> ObjectS
 }
 
 impl LocalDirObjectStore {
-    /// Opens (creating) the store at `root` and removes temporary files a crash left behind.
+    /// Opens (creating) the store at `root` and removes temporary files a crash left behind
+    /// (those older than an hour: younger ones may belong to another process writing now).
     ///
     /// # Errors
     /// When the directory cannot be created.
     pub fn open(root: impl Into<PathBuf>) -> Result<Self, ObjectStoreError> {
         let root = root.into();
         let tmp = root.join(TMP_DIR);
-        let _ = std::fs::remove_dir_all(&tmp);
         std::fs::create_dir_all(&tmp).map_err(|e| unavailable("open", &root.display().to_string(), e))?;
+        sweep_stale(&tmp, std::time::Duration::from_secs(3600));
         Ok(Self { root })
     }
 
@@ -190,6 +191,18 @@ impl ObjectStore for LocalDirObjectStore {
             Ok(()) => Ok(true),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
             Err(e) => Err(unavailable("delete", key, e)),
+        }
+    }
+}
+
+/// Removes files in `dir` last modified more than `age` ago (best effort).
+fn sweep_stale(dir: &Path, age: std::time::Duration) {
+    let Ok(entries) = std::fs::read_dir(dir) else { return };
+    for entry in entries.flatten() {
+        let stale =
+            entry.metadata().and_then(|m| m.modified()).ok().and_then(|t| t.elapsed().ok()).is_some_and(|e| e > age);
+        if stale {
+            let _ = std::fs::remove_file(entry.path());
         }
     }
 }

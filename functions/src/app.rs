@@ -1,0 +1,125 @@
+//! The application state every host hands to the handlers, and the one composition root that
+//! builds it.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use anyhow::Context;
+use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
+use lifeboat_shared::adapters::log_alert::LogAlertSink;
+use lifeboat_shared::adapters::sqlite::{QueueSettings, SqliteQueue, SqliteStateStore};
+use lifeboat_shared::domain::policy::Config;
+use lifeboat_shared::ports::{AlertSink, Bus, Clock, ObjectStore, QueueReceiver, StateStore, SystemClock};
+
+use crate::function_defs::{self, FunctionDef};
+
+/// Settings of the handlers themselves.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// How often `schedule_tick` runs (decides which slots count as missed).
+    pub tick_period: chrono::Duration,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Self { tick_period: chrono::Duration::minutes(5) }
+    }
+}
+
+/// Everything a handler may use: ports behind `Arc<dyn …>`, the configuration, the functions.
+#[derive(Clone)]
+pub struct AppState {
+    /// Declared clusters and policies.
+    pub config: Arc<Config>,
+    /// Table-shaped state.
+    pub state: Arc<dyn StateStore>,
+    /// Backup bytes.
+    pub objects: Arc<dyn ObjectStore>,
+    /// Sends chained messages.
+    pub bus: Arc<dyn Bus>,
+    /// Receives messages, where this host pumps queues itself (the local runtime).
+    pub queues: Option<Arc<dyn QueueReceiver>>,
+    /// Alert notifications.
+    pub alerts: Arc<dyn AlertSink>,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Handler settings.
+    pub settings: Settings,
+    /// The app's functions, from their function.json files.
+    pub functions: Arc<Vec<FunctionDef>>,
+}
+
+impl AppState {
+    /// The function named `name`.
+    pub fn function(&self, name: &str) -> Option<&FunctionDef> {
+        self.functions.iter().find(|f| f.name == name)
+    }
+}
+
+/// Where the embedded defaults keep their files.
+#[derive(Debug, Clone)]
+pub struct DataDir {
+    /// The directory.
+    pub root: PathBuf,
+}
+
+impl DataDir {
+    /// The directory at `root` (made absolute).
+    pub fn new(root: &Path) -> Self {
+        let root = std::path::absolute(root).unwrap_or_else(|_| root.to_owned());
+        Self { root }
+    }
+    /// The state store's SQLite file.
+    pub fn state_db(&self) -> PathBuf {
+        self.root.join("state.sqlite")
+    }
+    /// The queues' SQLite file.
+    pub fn queue_db(&self) -> PathBuf {
+        self.root.join("queues.sqlite")
+    }
+    /// The object store's directory.
+    pub fn objects(&self) -> PathBuf {
+        self.root.join("objects")
+    }
+}
+
+/// Builds the app on the embedded defaults in `data`: SQLite state and queues, objects in a
+/// local directory, alerts to the log, the system clock.
+///
+/// # Errors
+/// When a store cannot be opened.
+pub fn embedded(data: &DataDir, config: Config, settings: Settings) -> anyhow::Result<(AppState, Arc<SqliteQueue>)> {
+    embedded_with_clock(data, config, settings, Arc::new(SystemClock))
+}
+
+/// [`embedded`] with a given clock (tests).
+///
+/// # Errors
+/// When a store cannot be opened.
+pub fn embedded_with_clock(
+    data: &DataDir,
+    config: Config,
+    settings: Settings,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(AppState, Arc<SqliteQueue>)> {
+    std::fs::create_dir_all(&data.root).with_context(|| format!("creating data directory {}", data.root.display()))?;
+    let state = SqliteStateStore::open(&data.state_db()).context("opening the state store")?;
+    let queue = Arc::new(
+        SqliteQueue::open(&data.queue_db(), Arc::clone(&clock), QueueSettings::default())
+            .context("opening the queues")?,
+    );
+    let objects = LocalDirObjectStore::open(data.objects()).context("opening the object store")?;
+    let functions = function_defs::all().context("reading function definitions")?;
+    let app = AppState {
+        config: Arc::new(config),
+        state: Arc::new(state),
+        objects: Arc::new(objects),
+        bus: Arc::clone(&queue) as Arc<dyn Bus>,
+        queues: Some(Arc::clone(&queue) as Arc<dyn QueueReceiver>),
+        alerts: Arc::new(LogAlertSink),
+        clock,
+        settings,
+        functions: Arc::new(functions),
+    };
+    Ok((app, queue))
+}

@@ -1,0 +1,38 @@
+//! `lifeboat handler`: the Azure Functions custom handler, started by the Functions host.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{Local, load_config, schedule_period};
+use crate::app::{self, DataDir, Settings};
+use crate::function_defs::TriggerKind;
+use crate::hosts::custom_handler;
+
+/// Arguments of `lifeboat handler`.
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    #[command(flatten)]
+    local: Local,
+    /// The port the Functions host expects the handler on.
+    #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
+    port: u16,
+}
+
+pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let config = load_config(args.local.config.as_deref())?;
+    let tick = crate::function_defs::all()?.into_iter().find_map(|d| match d.trigger {
+        TriggerKind::Timer { schedule, .. } if d.name == "schedule_tick" => Some(schedule),
+        _ => None,
+    });
+    let tick_period = match tick {
+        Some(s) if !s.starts_with('%') => schedule_period(&s)?,
+        _ => chrono::Duration::minutes(5),
+    };
+    // The Azure adapters (Blob, Table, Service Bus) are wired here by the Azure issue; until
+    // then the handler keeps its state in the embedded stores under LIFEBOAT_DATA.
+    let data = DataDir::new(&args.local.data);
+    let (app, _queue) = app::embedded(&data, config, Settings { tick_period }).context("building the app")?;
+    custom_handler::serve(app, args.port, super::up::shutdown_signal()).await?;
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,177 @@
+//! The handlers: one file per function. Each reads as: parse the trigger's input, call the
+//! library, say what happened. Hosts (the Functions custom handler, the local runtime) turn
+//! their transport's payloads into a [`TriggerInput`] and an [`Outcome`] back into theirs.
+
+mod backup;
+mod copy;
+mod dead_letter;
+mod drill;
+mod message;
+mod not_implemented;
+mod prune;
+mod restore;
+mod schedule_tick;
+mod snapshot_check;
+mod staleness;
+pub mod status;
+mod upgrade_event;
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+pub use dead_letter::record_dead_letter;
+
+use crate::app::AppState;
+use crate::function_defs::FunctionDef;
+
+/// A timer firing.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimerInput {
+    /// The host fired it late (after downtime).
+    pub is_past_due: bool,
+}
+
+/// A queue message as delivered.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MessageInput {
+    /// The queue it came from.
+    pub queue: String,
+    /// The sender's message id.
+    pub message_id: String,
+    /// The body.
+    pub body: Vec<u8>,
+    /// How many times it has been delivered (this time included).
+    pub delivery_count: u32,
+    /// When it was enqueued, where known.
+    pub enqueued_time: Option<DateTime<Utc>>,
+}
+
+/// An HTTP request to an HTTP-triggered function.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct HttpInput {
+    /// The method.
+    pub method: String,
+    /// Query parameters.
+    pub query: BTreeMap<String, String>,
+}
+
+/// What triggered an invocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TriggerInput {
+    /// A timer.
+    Timer(TimerInput),
+    /// A queue message.
+    Message(MessageInput),
+    /// One Event Grid event (Event Grid schema or CloudEvents 1.0).
+    Event(Value),
+    /// An HTTP request.
+    Http(HttpInput),
+}
+
+/// What a handler did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// The work is done (or nothing was to do).
+    Done {
+        /// Lines for the host's log.
+        logs: Vec<String>,
+        /// A response body (HTTP functions).
+        body: Option<Value>,
+    },
+    /// The message can never succeed: the host dead-letters it with this reason.
+    DeadLetter {
+        /// Machine-readable reason, e.g. `InvalidMessage`.
+        reason: String,
+        /// Human-readable detail.
+        description: String,
+    },
+}
+
+impl Outcome {
+    fn done(logs: Vec<String>) -> Self {
+        Outcome::Done { logs, body: None }
+    }
+}
+
+/// Why a handler failed. Each variant has one HTTP status, decided in [`HandlerError::status`].
+#[derive(Debug, thiserror::Error)]
+pub enum HandlerError {
+    /// The invocation itself is malformed (not the message it carries): 400, never retried.
+    #[error("invalid invocation: {0}")]
+    BadInvocation(String),
+    /// No such function: 404.
+    #[error("no function named {0:?}")]
+    UnknownFunction(String),
+    /// The function's trigger does not match the input: 400.
+    #[error("function {function} is not triggered by {given}")]
+    WrongTrigger {
+        /// The function.
+        function: String,
+        /// What was given.
+        given: &'static str,
+    },
+    /// The function's body comes in a later issue: 501.
+    #[error("function {function} is not implemented yet: {planned}")]
+    NotImplemented {
+        /// The function.
+        function: &'static str,
+        /// Where its body comes from.
+        planned: &'static str,
+    },
+    /// A dependency failed in a way a retry may fix: 503.
+    #[error("{0}")]
+    Transient(String),
+    /// Anything else: 500.
+    #[error("{0}")]
+    Internal(String),
+}
+
+impl HandlerError {
+    /// The HTTP status this error answers with. 4xx: the host must not retry; 5xx: the host
+    /// (or the local pump) retries, and Service Bus dead-letters past its max delivery count.
+    pub fn status(&self) -> u16 {
+        match self {
+            HandlerError::BadInvocation(_) | HandlerError::WrongTrigger { .. } => 400,
+            HandlerError::UnknownFunction(_) => 404,
+            HandlerError::NotImplemented { .. } => 501,
+            HandlerError::Transient(_) => 503,
+            HandlerError::Internal(_) => 500,
+        }
+    }
+}
+
+/// Runs `function` on `input`.
+///
+/// # Errors
+/// [`HandlerError`]; see [`HandlerError::status`] for what each means to the host.
+pub async fn dispatch(app: &AppState, function: &FunctionDef, input: TriggerInput) -> Result<Outcome, HandlerError> {
+    use tracing::Instrument;
+    let span = tracing::info_span!("invocation", function = function.name);
+    run(app, function, input).instrument(span).await
+}
+
+async fn run(app: &AppState, function: &FunctionDef, input: TriggerInput) -> Result<Outcome, HandlerError> {
+    match (function.name, input) {
+        ("schedule_tick", TriggerInput::Timer(t)) => schedule_tick::handle(app, t).await,
+        ("prune", TriggerInput::Timer(_)) => prune::handle(),
+        ("staleness", TriggerInput::Timer(_)) => staleness::handle(),
+        ("drill", TriggerInput::Timer(_)) => drill::handle(),
+        ("backup", TriggerInput::Message(m)) => backup::handle(app, &m),
+        ("snapshot_check", TriggerInput::Message(m)) => snapshot_check::handle(&m),
+        ("copy", TriggerInput::Message(m)) => copy::handle(&m),
+        ("restore", TriggerInput::Message(m)) => restore::handle(app, &m),
+        ("upgrade_event", TriggerInput::Event(e)) => upgrade_event::handle(&e),
+        ("status", TriggerInput::Http(_)) => status::handle(app).await,
+        (name, input) => Err(HandlerError::WrongTrigger {
+            function: name.to_owned(),
+            given: match input {
+                TriggerInput::Timer(_) => "a timer",
+                TriggerInput::Message(_) => "a queue message",
+                TriggerInput::Event(_) => "an Event Grid event",
+                TriggerInput::Http(_) => "an HTTP request",
+            },
+        }),
+    }
+}

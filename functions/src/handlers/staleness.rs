@@ -1,0 +1,8 @@
+//! `staleness` (timer).
+
+use super::not_implemented::not_implemented;
+use super::{HandlerError, Outcome};
+
+pub(crate) fn handle() -> Result<Outcome, HandlerError> {
+    Err(not_implemented("staleness", "staleness alerting arrives with issue 6"))
+}

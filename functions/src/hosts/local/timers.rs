@@ -1,0 +1,68 @@
+//! Timer triggers on six-field NCRONTAB schedules, as the Functions host fires them.
+
+use anyhow::Context;
+use chrono::Utc;
+use lifeboat_shared::domain::schedule::Schedule;
+
+use super::{Shutdown, stopped};
+use crate::app::AppState;
+use crate::function_defs::FunctionDef;
+use crate::handlers::{self, Outcome, TimerInput, TriggerInput};
+
+/// One timer function and its schedule.
+pub(crate) struct Timer {
+    def: FunctionDef,
+    schedule: Schedule,
+    run_on_startup: bool,
+}
+
+impl Timer {
+    /// Resolves `%Setting%` from the environment (as the Functions host resolves app settings)
+    /// and parses the schedule.
+    pub(crate) fn new(def: FunctionDef, expression: &str, run_on_startup: bool) -> anyhow::Result<Self> {
+        let resolved = match expression.strip_prefix('%').and_then(|s| s.strip_suffix('%')) {
+            Some(setting) => std::env::var(setting)
+                .with_context(|| format!("timer {}: app setting {setting} is not set", def.name))?,
+            None => expression.to_owned(),
+        };
+        let schedule = Schedule::parse(&resolved).with_context(|| format!("timer {}", def.name))?;
+        Ok(Self { def, schedule, run_on_startup })
+    }
+}
+
+/// Fires `timer` until shutdown. Wall-clock based: a sleep that overshoots (a suspended
+/// laptop) fires once, marked past due, rather than once per missed slot.
+pub(crate) async fn run(app: AppState, timer: Timer, shutdown: Shutdown) {
+    if timer.run_on_startup {
+        fire(&app, &timer.def, false).await;
+    }
+    loop {
+        let now = Utc::now();
+        let Some(next) = timer.schedule.next_after(now) else {
+            tracing::warn!(function = timer.def.name, "schedule has no future slot; timer stops");
+            return;
+        };
+        let wait = (next - now).to_std().unwrap_or_default();
+        tokio::select! {
+            () = tokio::time::sleep(wait) => {}
+            () = stopped(shutdown.clone()) => return,
+        }
+        let past_due = Utc::now() - next > chrono::Duration::seconds(30);
+        fire(&app, &timer.def, past_due).await;
+    }
+}
+
+async fn fire(app: &AppState, def: &FunctionDef, is_past_due: bool) {
+    match handlers::dispatch(app, def, TriggerInput::Timer(TimerInput { is_past_due })).await {
+        Ok(Outcome::Done { logs, .. }) => {
+            for line in logs {
+                tracing::info!(function = def.name, "{line}");
+            }
+        }
+        Ok(Outcome::DeadLetter { reason, .. }) => {
+            tracing::error!(function = def.name, reason, "a timer handler asked to dead-letter");
+        }
+        Err(e) if e.status() == 501 => tracing::debug!(function = def.name, "{e}"),
+        Err(e) => tracing::error!(function = def.name, status = e.status(), "{e}"),
+    }
+}

@@ -1,0 +1,5 @@
+//! Hosts: what wires the handlers to the outside world.
+
+pub mod custom_handler;
+pub mod local;
+mod payload;
