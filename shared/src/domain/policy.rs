@@ -324,6 +324,7 @@ impl Config {
     }
 }
 
+#[allow(clippy::large_enum_variant)] // one short-lived value per parsed document
 enum Document {
     Cluster(Cluster),
     Policy(Policy),

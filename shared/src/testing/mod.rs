@@ -4,6 +4,9 @@
 //! the adapter. A check panics (it runs inside a test) with a message naming the contract
 //! clause broken.
 
+// Checks panic by design: they run inside tests, also when built with the `testing` feature.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 pub mod object_store;
 pub mod queue;
 pub mod state_store;

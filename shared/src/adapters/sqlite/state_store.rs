@@ -200,7 +200,7 @@ fn encode_token(pk: &str, rk: &str) -> String {
 
 fn decode_token(token: &str) -> Option<(String, String)> {
     let unhex = |s: &str| -> Option<String> {
-        if s.len() % 2 != 0 {
+        if !s.len().is_multiple_of(2) {
             return None;
         }
         let bytes: Option<Vec<u8>> =
