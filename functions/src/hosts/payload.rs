@@ -111,10 +111,14 @@ pub(crate) fn trigger_input(function: &FunctionDef, inv: &Invocation) -> Result<
                 _ => return Err(missing()),
             };
             let method = get_ci(req, "Method").and_then(Value::as_str).unwrap_or("GET").to_ascii_uppercase();
+            // The host sends Query as an object, or (in the docs' sample) as a JSON string.
             let query = match get_ci(req, "Query") {
-                Some(Value::Object(q)) => q.iter().filter_map(|(k, v)| Some((k.clone(), as_string(v)?))).collect(),
-                _ => BTreeMap::new(),
+                Some(Value::Object(q)) => q.clone(),
+                Some(Value::String(s)) => serde_json::from_str(s).unwrap_or_default(),
+                _ => Map::new(),
             };
+            let query: BTreeMap<String, String> =
+                query.iter().filter_map(|(k, v)| Some((k.clone(), as_string(v)?))).collect();
             Ok(TriggerInput::Http(HttpInput { method, query }))
         }
     }

@@ -483,37 +483,6 @@ impl QueueReceiver for SqliteQueue {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::ports::clock::ManualClock;
-    use crate::testing::queue::{QueueAndBus, run_all, survives_reopen};
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn conforms_in_memory() {
-        run_all(|clock: Arc<ManualClock>, settings| -> Arc<dyn QueueAndBus> {
-            Arc::new(SqliteQueue::in_memory(clock, settings).expect("in-memory queue"))
-        })
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn conforms_on_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().to_owned();
-        run_all(move |clock: Arc<ManualClock>, settings| -> Arc<dyn QueueAndBus> {
-            let file = path.join(format!("{}.db", uuid::Uuid::new_v4().simple()));
-            Arc::new(SqliteQueue::open(&file, clock, settings).expect("file queue"))
-        })
-        .await;
-    }
-
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn survives_reopening_the_file() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("queues.db");
-        survives_reopen(move |clock: Arc<ManualClock>, settings| -> Arc<dyn QueueAndBus> {
-            Arc::new(SqliteQueue::open(&file, clock, settings).expect("reopen queue file"))
-        })
-        .await;
-    }
 
     #[test]
     fn after_saturates_at_the_latest_instant() {
