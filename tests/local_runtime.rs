@@ -252,3 +252,52 @@ fn lifeboat_up_survives_sigkill_without_losing_or_doubling_messages() {
         );
     });
 }
+
+#[test]
+fn a_tick_missed_while_down_fires_at_start_like_the_functions_schedule_monitor() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, config) = (dir.path().join("data"), dir.path().join("policy.yaml"));
+    std::fs::write(&config, POLICY).expect("write policy");
+    std::fs::create_dir_all(&data).expect("data dir");
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        use lifeboat_shared::ports::StateStore;
+        use lifeboat_shared::ports::state_store::Entity;
+        let state = SqliteStateStore::open(&data.join("state.sqlite")).expect("state");
+        let an_hour_ago = (chrono::Utc::now() - chrono::Duration::hours(1)).to_rfc3339();
+        let record = Entity::new("local", "schedule_tick").with("lastFired", an_hour_ago);
+        state.upsert("timermonitor", &record).await.expect("seed the monitor");
+    });
+    // The tick's own schedule (every five minutes) would not fire within this test.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["up", "--port", "0"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .env("LIFEBOAT_LOG", "warn")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let port: u16 = stdout
+        .lines()
+        .map_while(Result::ok)
+        .find_map(|l| l.split("http://127.0.0.1:").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()))
+        .expect("address");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let evaluated = loop {
+        let (_, body) = support::http_get(port, "/status").expect("status");
+        let s: Value = serde_json::from_str(&body).expect("JSON");
+        if !s["targets"][0]["lastEvaluated"].is_null() {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    assert!(evaluated, "the missed tick did not fire at start");
+}

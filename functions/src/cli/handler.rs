@@ -16,10 +16,14 @@ pub(crate) struct Args {
     local: Local,
     /// The port the Functions host expects the handler on.
     #[arg(long, env = "FUNCTIONS_CUSTOMHANDLER_PORT")]
-    port: u16,
+    port: Option<u16>,
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
+    let port = args.port.context(
+        "FUNCTIONS_CUSTOMHANDLER_PORT is not set: the Azure Functions host sets it when it starts \
+         `lifeboat handler` (see host.json); to run on this machine, use `lifeboat up`",
+    )?;
     let config = load_config(args.local.config.as_deref())?;
     let tick = crate::function_defs::all()?.into_iter().find_map(|d| match d.trigger {
         TriggerKind::Timer { schedule, .. } if d.name == "schedule_tick" => Some(schedule),
@@ -33,6 +37,6 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // then the handler keeps its state in the embedded stores under LIFEBOAT_DATA.
     let data = DataDir::new(&args.local.data);
     let (app, _queue) = app::embedded(&data, config, Settings { tick_period }).context("building the app")?;
-    custom_handler::serve(app, args.port, super::up::shutdown_signal()).await?;
+    custom_handler::serve(app, port, super::up::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use lifeboat_shared::config::{self, LoadError};
+use lifeboat_shared::domain::policy::format_duration;
 use serde_json::json;
 
 use super::table;
@@ -42,7 +43,7 @@ pub(crate) fn run(command: Command) -> anyhow::Result<ExitCode> {
                         vec![
                             t.key(),
                             t.policy.spec.schedule.expression().to_owned(),
-                            humantime::format_duration(t.policy.spec.rpo).to_string(),
+                            format_duration(t.policy.spec.rpo),
                             t.cluster.spec.region.clone(),
                             t.policy.spec.replication.as_ref().map(|r| r.region.clone()).unwrap_or_else(|| "-".into()),
                         ]

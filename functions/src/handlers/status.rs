@@ -2,6 +2,7 @@
 
 use chrono::Duration;
 use lifeboat_shared::domain::messages::Queue;
+use lifeboat_shared::domain::policy::format_duration;
 use lifeboat_shared::layout::{TABLE_BACKUPS, TABLE_DEAD_LETTERS, TABLE_SCHEDULE_CURSORS, TABLE_SLOT_CLAIMS};
 use lifeboat_shared::ports::state_store::{Query, query_all};
 use serde_json::{Value, json};
@@ -45,7 +46,7 @@ pub async fn report(app: &AppState) -> Result<Value, HandlerError> {
             "policy": target.policy.name,
             "cluster": target.cluster.name,
             "schedule": target.policy.spec.schedule.expression(),
-            "rpo": humantime_like(target.policy.spec.rpo),
+            "rpo": format_duration(target.policy.spec.rpo),
             "lastEvaluated": cursor.as_ref().and_then(|c| c.str("lastEvaluated")),
             "lastRequestedBackup": last.and_then(|c| c.str("backupId")),
             "lastRequestedSlot": last.and_then(|c| c.str("slot")),
@@ -76,14 +77,4 @@ pub async fn report(app: &AppState) -> Result<Value, HandlerError> {
         })).collect::<Vec<_>>(),
         "queues": queues,
     }))
-}
-
-fn humantime_like(d: std::time::Duration) -> String {
-    let secs = d.as_secs();
-    match secs {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3_600 == 0 => format!("{}h", s / 3_600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
 }

@@ -412,6 +412,17 @@ fn check_policy(policy: &Policy) -> Vec<(&'static str, String)> {
     problems
 }
 
+/// A duration as people write it in policies: `26h`, `90m`, `7d` (the largest unit that
+/// divides it evenly).
+pub fn format_duration(d: Duration) -> String {
+    match d.as_secs() {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        s if s > 0 && s % 3_600 == 0 => format!("{}h", s / 3_600),
+        s if s > 0 && s % 60 == 0 => format!("{}m", s / 60),
+        s => format!("{s}s"),
+    }
+}
+
 /// Durations written as `90m`, `26h`, `7d` (humantime).
 mod humantime_serde_compat {
     use std::time::Duration;
@@ -419,7 +430,7 @@ mod humantime_serde_compat {
     use serde::{Deserialize, Deserializer, Serializer};
 
     pub fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(&humantime::format_duration(*d).to_string())
+        s.serialize_str(&super::format_duration(*d))
     }
 
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -488,6 +499,14 @@ spec:
         assert_eq!(policy.spec.rpo, Duration::from_secs(26 * 3600));
         assert_eq!(policy.spec.retention.daily, Some(14));
         assert!(policy.spec.volumes.snapshot, "volumes are snapshotted unless turned off");
+    }
+
+    #[test]
+    fn durations_print_as_written() {
+        assert_eq!(format_duration(Duration::from_secs(26 * 3600)), "26h");
+        assert_eq!(format_duration(Duration::from_secs(7 * 86_400)), "7d");
+        assert_eq!(format_duration(Duration::from_secs(90 * 60)), "90m");
+        assert_eq!(format_duration(Duration::from_secs(61)), "61s");
     }
 
     #[test]

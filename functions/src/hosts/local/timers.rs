@@ -3,6 +3,7 @@
 use anyhow::Context;
 use chrono::Utc;
 use lifeboat_shared::domain::schedule::Schedule;
+use lifeboat_shared::ports::state_store::Entity;
 
 use super::{Shutdown, stopped};
 use crate::app::AppState;
@@ -32,9 +33,16 @@ impl Timer {
 
 /// Fires `timer` until shutdown. Wall-clock based: a sleep that overshoots (a suspended
 /// laptop) fires once, marked past due, rather than once per missed slot.
+///
+/// Like the Functions host's schedule monitor (`useMonitor`), the last firing is recorded, and
+/// a slot missed while the runtime was down fires once at start, marked past due.
 pub(crate) async fn run(app: AppState, timer: Timer, shutdown: Shutdown) {
-    if timer.run_on_startup {
-        fire(&app, &timer.def, false).await;
+    let missed = last_fired(&app, timer.def.name)
+        .await
+        .and_then(|last| timer.schedule.next_after(last))
+        .is_some_and(|next| next <= Utc::now());
+    if missed || timer.run_on_startup {
+        fire(&app, &timer.def, missed).await;
     }
     loop {
         let now = Utc::now();
@@ -52,7 +60,24 @@ pub(crate) async fn run(app: AppState, timer: Timer, shutdown: Shutdown) {
     }
 }
 
+/// Table of the local timers' last firings: partition `local`, row = function name.
+const TABLE_TIMER_MONITOR: &str = "timermonitor";
+
+async fn last_fired(app: &AppState, function: &str) -> Option<chrono::DateTime<Utc>> {
+    let entity = app.state.get(TABLE_TIMER_MONITOR, "local", function).await.ok()??;
+    let last = entity.str("lastFired")?;
+    chrono::DateTime::parse_from_rfc3339(last).ok().map(|t| t.with_timezone(&Utc))
+}
+
+async fn record_fired(app: &AppState, function: &str) {
+    let entity = Entity::new("local", function).with("lastFired", Utc::now().to_rfc3339());
+    if let Err(e) = app.state.upsert(TABLE_TIMER_MONITOR, &entity).await {
+        tracing::warn!(function, "recording the timer's firing failed: {e}");
+    }
+}
+
 async fn fire(app: &AppState, def: &FunctionDef, is_past_due: bool) {
+    record_fired(app, def.name).await;
     match handlers::dispatch(app, def, TriggerInput::Timer(TimerInput { is_past_due })).await {
         Ok(Outcome::Done { logs, .. }) => {
             for line in logs {
