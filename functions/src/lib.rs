@@ -1,0 +1,1 @@
+//! Placeholder for the `lifeboat` handler package; the real crate replaces this file.
