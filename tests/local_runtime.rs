@@ -279,12 +279,13 @@ fn a_tick_missed_while_down_fires_at_start_like_the_functions_schedule_monitor()
         .stdout(Stdio::piped())
         .spawn()
         .expect("spawn");
-    let stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    let port: u16 = stdout
-        .lines()
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let port: u16 = lines
+        .by_ref()
         .map_while(Result::ok)
         .find_map(|l| l.split("http://127.0.0.1:").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()))
         .expect("address");
+    std::thread::spawn(move || lines.for_each(drop)); // keep reading: a closed pipe is not the test's point
     let deadline = Instant::now() + Duration::from_secs(10);
     let evaluated = loop {
         let (_, body) = support::http_get(port, "/status").expect("status");

@@ -55,21 +55,27 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
 
-    println!("lifeboat up: data in {} (state.sqlite, queues.sqlite, objects/)", data.root.display());
+    say(&format!("lifeboat up: data in {} (state.sqlite, queues.sqlite, objects/)", data.root.display()));
     match &args.local.config {
-        Some(path) => println!(
+        Some(path) => say(&format!(
             "lifeboat up: {clusters} cluster(s), {policies} policy(ies), {targets} target(s) from {}",
             path.display()
-        ),
-        None => println!("lifeboat up: no configuration given (--config or LIFEBOAT_CONFIG): nothing is protected yet"),
+        )),
+        None => say("lifeboat up: no configuration given (--config or LIFEBOAT_CONFIG): nothing is protected yet"),
     }
-    println!("lifeboat up: listening on http://127.0.0.1:{port} (GET /status)");
-    println!("lifeboat up: Ctrl-C stops; messages in flight are kept for the next start");
+    say(&format!("lifeboat up: listening on http://127.0.0.1:{port} (GET /status)"));
+    say("lifeboat up: Ctrl-C stops; messages in flight are kept for the next start");
 
     let options = Options { port, timer_overrides, workers: args.workers, ..Options::default() };
     local::run(app, listener, options, shutdown_signal()).await?;
-    println!("lifeboat up: stopped");
+    say("lifeboat up: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints a line for people; a closed stdout (a supervisor gone) must not stop the runtime.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stdout(), "{line}");
 }
 
 /// Ctrl-C or SIGTERM.
