@@ -103,11 +103,15 @@ pub fn embedded_with_clock(
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(AppState, Arc<SqliteQueue>)> {
     std::fs::create_dir_all(&data.root).with_context(|| format!("creating data directory {}", data.root.display()))?;
-    let state = SqliteStateStore::open(&data.state_db()).context("opening the state store")?;
-    let queue = Arc::new(
-        SqliteQueue::open(&data.queue_db(), Arc::clone(&clock), QueueSettings::default())
-            .context("opening the queues")?,
-    );
+    // The two databases open side by side: creating them is most of a cold start.
+    let (state, queue) = std::thread::scope(|scope| {
+        let state = scope.spawn(|| SqliteStateStore::open(&data.state_db()));
+        let queue = SqliteQueue::open(&data.queue_db(), Arc::clone(&clock), QueueSettings::default());
+        (state.join(), queue)
+    });
+    let state =
+        state.map_err(|_| anyhow::anyhow!("opening the state store panicked"))?.context("opening the state store")?;
+    let queue = Arc::new(queue.context("opening the queues")?);
     let objects = LocalDirObjectStore::open(data.objects()).context("opening the object store")?;
     let functions = function_defs::all().context("reading function definitions")?;
     let app = AppState {
