@@ -1,8 +1,11 @@
 //! The domain: pure decisions, no IO. Takes data and `now`, returns values.
 
 pub mod ids;
+pub mod manifest;
 pub mod messages;
 pub mod names;
 pub mod policy;
 pub mod records;
+pub mod resources;
 pub mod schedule;
+pub mod selection;

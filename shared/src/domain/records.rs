@@ -4,6 +4,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use super::ids::BackupId;
+use super::manifest::SnapshotRecord;
 use super::messages::BackupReason;
 use super::names::{ClusterName, PolicyName};
 
@@ -89,9 +90,41 @@ pub struct BackupRecord {
     pub updated_at: DateTime<Utc>,
     /// Why it failed, when it did.
     pub failure: Option<String>,
+    /// The volume snapshots requested, and what became of them.
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotRecord>,
+    /// When waiting for snapshots gives up.
+    #[serde(default)]
+    pub snapshot_deadline: Option<DateTime<Utc>>,
+    /// What did not go as planned but did not fail the backup.
+    #[serde(default)]
+    pub warnings: Vec<String>,
 }
 
 impl BackupRecord {
+    /// A new record in state `Requested`.
+    pub fn requested(
+        backup_id: BackupId,
+        cluster: ClusterName,
+        policy: PolicyName,
+        reason: BackupReason,
+        now: DateTime<Utc>,
+    ) -> Self {
+        Self {
+            backup_id,
+            cluster,
+            policy,
+            reason,
+            state: BackupState::Requested,
+            created_at: now,
+            updated_at: now,
+            failure: None,
+            snapshots: Vec::new(),
+            snapshot_deadline: None,
+            warnings: Vec::new(),
+        }
+    }
+
     /// Moves to `to` at `now`.
     ///
     /// # Errors
@@ -162,6 +195,9 @@ mod tests {
             created_at: now,
             updated_at: now,
             failure: None,
+            snapshots: Vec::new(),
+            snapshot_deadline: None,
+            warnings: Vec::new(),
         };
         let err = r.move_to(Running, now).unwrap_err();
         assert_eq!(err.to_string(), "backup b-1 cannot move from Committed to Running");

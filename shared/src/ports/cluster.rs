@@ -1,0 +1,141 @@
+//! Cluster port: what Lifeboat reads from and writes to a Kubernetes API server.
+//!
+//! Objects travel as JSON values exactly as the API server serves them, so the archive holds
+//! what the cluster had, field for field. Contract:
+//! - `discover` lists every resource at its group's preferred version, with its verbs and scope.
+//! - `list` returns one page (at most `limit` objects) and the continue token while more
+//!   remain; `label_selector` is applied by the server.
+//! - Errors are classified: `NotFound`, `AlreadyExists`, `Forbidden` (RBAC: recorded, the
+//!   backup continues), `Throttled` (429: retry after the server's delay), `Unavailable`
+//!   (5xx, connection failures: transient), `Invalid` (the request itself is wrong).
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use serde_json::Value;
+
+pub use crate::domain::resources::ApiResourceInfo;
+
+/// One page of a list.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListPage {
+    /// The objects, with `apiVersion` and `kind` set.
+    pub items: Vec<Value>,
+    /// Token for the next page, while more remain.
+    pub continue_token: Option<String>,
+}
+
+/// Errors of a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// The object or resource does not exist.
+    #[error("{what} not found")]
+    NotFound {
+        /// What was looked for.
+        what: String,
+    },
+    /// Create found the name taken.
+    #[error("{what} already exists")]
+    AlreadyExists {
+        /// What was created.
+        what: String,
+    },
+    /// RBAC refused the request.
+    #[error("{what}: forbidden: {message}")]
+    Forbidden {
+        /// What was attempted.
+        what: String,
+        /// The API server's message.
+        message: String,
+    },
+    /// The server asked to slow down.
+    #[error("{what}: throttled by the API server")]
+    Throttled {
+        /// What was attempted.
+        what: String,
+        /// How long the server asked to wait.
+        retry_after: Option<Duration>,
+    },
+    /// The server failed or could not be reached.
+    #[error("{what}: the API server is unavailable: {message}")]
+    Unavailable {
+        /// What was attempted.
+        what: String,
+        /// The cause.
+        message: String,
+    },
+    /// The server refused the request as invalid.
+    #[error("{what}: {message}")]
+    Invalid {
+        /// What was attempted.
+        what: String,
+        /// The API server's message.
+        message: String,
+    },
+}
+
+impl ClusterError {
+    /// Whether a retry may succeed.
+    pub fn is_transient(&self) -> bool {
+        matches!(self, ClusterError::Throttled { .. } | ClusterError::Unavailable { .. })
+    }
+    /// Whether the object or resource does not exist.
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ClusterError::NotFound { .. })
+    }
+    /// Whether create found the name taken.
+    pub fn is_already_exists(&self) -> bool {
+        matches!(self, ClusterError::AlreadyExists { .. })
+    }
+}
+
+/// A Kubernetes API server.
+#[async_trait]
+pub trait Cluster: Send + Sync {
+    /// The server's version (`gitVersion`, e.g. `v1.33.2`).
+    ///
+    /// # Errors
+    /// [`ClusterError`].
+    async fn version(&self) -> Result<String, ClusterError>;
+
+    /// Every resource type, at its group's preferred version.
+    ///
+    /// # Errors
+    /// [`ClusterError`].
+    async fn discover(&self) -> Result<Vec<ApiResourceInfo>, ClusterError>;
+
+    /// One page of `resource` objects (in `namespace`, or all when `None`).
+    ///
+    /// # Errors
+    /// [`ClusterError`].
+    async fn list(
+        &self,
+        resource: &ApiResourceInfo,
+        namespace: Option<&str>,
+        label_selector: Option<&str>,
+        limit: u32,
+        continue_token: Option<&str>,
+    ) -> Result<ListPage, ClusterError>;
+
+    /// One object, if it exists.
+    ///
+    /// # Errors
+    /// [`ClusterError`] (not for a missing object: that is `Ok(None)`).
+    async fn get(
+        &self,
+        resource: &ApiResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<Option<Value>, ClusterError>;
+
+    /// Creates an object; returns it as stored.
+    ///
+    /// # Errors
+    /// [`ClusterError::AlreadyExists`] when the name is taken; others.
+    async fn create(
+        &self,
+        resource: &ApiResourceInfo,
+        namespace: Option<&str>,
+        object: &Value,
+    ) -> Result<Value, ClusterError>;
+}
