@@ -6,10 +6,12 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
+use lifeboat_shared::adapters::kube::KubeconfigConnector;
 use lifeboat_shared::adapters::log_alert::LogAlertSink;
 use lifeboat_shared::adapters::sqlite::{QueueSettings, SqliteQueue, SqliteStateStore};
 use lifeboat_shared::domain::policy::Config;
-use lifeboat_shared::ports::{AlertSink, Bus, Clock, ObjectStore, QueueReceiver, StateStore, SystemClock};
+use lifeboat_shared::ports::{AlertSink, Bus, Clock, ClusterConnector, ObjectStore, QueueReceiver, StateStore, SystemClock};
+use lifeboat_shared::workflows::backup::BackupSettings;
 
 use crate::function_defs::{self, FunctionDef};
 
@@ -18,11 +20,13 @@ use crate::function_defs::{self, FunctionDef};
 pub struct Settings {
     /// How often `schedule_tick` runs (decides which slots count as missed).
     pub tick_period: chrono::Duration,
+    /// Tuning of backups.
+    pub backup: BackupSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { tick_period: chrono::Duration::minutes(5) }
+        Self { tick_period: chrono::Duration::minutes(5), backup: BackupSettings::default() }
     }
 }
 
@@ -41,6 +45,8 @@ pub struct AppState {
     pub queues: Option<Arc<dyn QueueReceiver>>,
     /// Alert notifications.
     pub alerts: Arc<dyn AlertSink>,
+    /// Reaches the declared clusters.
+    pub clusters: Arc<dyn ClusterConnector>,
     /// The time.
     pub clock: Arc<dyn Clock>,
     /// Handler settings.
@@ -121,6 +127,7 @@ pub fn embedded_with_clock(
         bus: Arc::clone(&queue) as Arc<dyn Bus>,
         queues: Some(Arc::clone(&queue) as Arc<dyn QueueReceiver>),
         alerts: Arc::new(LogAlertSink),
+        clusters: Arc::new(KubeconfigConnector::default()),
         clock,
         settings,
         functions: Arc::new(functions),

@@ -28,6 +28,12 @@ pub fn archive_key(cluster: &ClusterName, backup: &BackupId) -> String {
     format!("{}resources.tar.zst", backup_prefix(cluster, backup))
 }
 
+/// What the export found (objects with digests, counts, warnings), kept until the commit
+/// folds it into the manifest.
+pub fn export_key(cluster: &ClusterName, backup: &BackupId) -> String {
+    format!("{}export.json", backup_prefix(cluster, backup))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -49,7 +49,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     let tick_period = tick.as_deref().map(schedule_period).transpose()?.unwrap_or(chrono::Duration::minutes(5));
     let (clusters, policies, targets) = (config.clusters.len(), config.policies.len(), config.targets().len());
-    let (app, _queue) = app::embedded(&data, config, Settings { tick_period })?;
+    let (app, _queue) = app::embedded(&data, config, Settings { tick_period, ..Settings::default() })?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;

@@ -1,22 +1,57 @@
 //! `backup` (Service Bus `backup-requests`): backs up one target.
 
 use lifeboat_shared::domain::messages::BackupRequest;
+use lifeboat_shared::workflows::backup::{self, BackupError, Deps, Outcome as BackupOutcome};
 
 use super::message::decode_or_dead_letter;
-use super::not_implemented::not_implemented;
 use super::{HandlerError, MessageInput, Outcome};
 use crate::app::AppState;
 
-pub(crate) fn handle(app: &AppState, input: &MessageInput) -> Result<Outcome, HandlerError> {
+pub(crate) async fn handle(app: &AppState, input: &MessageInput) -> Result<Outcome, HandlerError> {
     let request: BackupRequest = match decode_or_dead_letter(input) {
         Ok(r) => r,
         Err(outcome) => return Ok(outcome),
     };
-    if !app.config.policies.get(&request.policy).is_some_and(|p| p.spec.clusters.contains(&request.cluster)) {
-        return Ok(Outcome::DeadLetter {
-            reason: "UnknownTarget".to_owned(),
-            description: format!("policy {} does not protect cluster {}", request.policy, request.cluster),
-        });
+    let (_, cluster_def) = match backup::target(&app.config, request.policy.as_str(), request.cluster.as_str()) {
+        Ok(t) => t,
+        Err(e) => return Ok(Outcome::DeadLetter { reason: "UnknownTarget".to_owned(), description: e.to_string() }),
+    };
+    let cluster = app.clusters.connect(cluster_def).await.map_err(|e| cluster_error(&request, e))?;
+    let deps = Deps {
+        state: app.state.as_ref(),
+        objects: app.objects.as_ref(),
+        bus: app.bus.as_ref(),
+        cluster: cluster.as_ref(),
+        now: app.clock.now(),
+    };
+    let outcome = backup::run(&deps, &app.settings.backup, &app.config, &request).await.map_err(|e| failure(&request, e))?;
+    Ok(Outcome::done(vec![describe(&request, &outcome)]))
+}
+
+pub(crate) fn describe(request: &BackupRequest, outcome: &BackupOutcome) -> String {
+    let id = &request.backup_id;
+    match outcome {
+        BackupOutcome::Committed { objects, partial: false } => format!("backup {id} committed: {objects} objects"),
+        BackupOutcome::Committed { objects, partial: true } => {
+            format!("backup {id} committed, partially: {objects} objects; see the manifest's warnings")
+        }
+        BackupOutcome::WaitingForSnapshots { snapshots } => format!("backup {id}: waiting for {snapshots} volume snapshot(s)"),
+        BackupOutcome::AlreadyDone(state) => format!("backup {id} is already {state:?}: nothing to do"),
+        BackupOutcome::Failed(reason) => format!("backup {id} failed: {reason}"),
     }
-    Err(not_implemented("backup", "the backup engine arrives with issue 3 (backups)"))
+}
+
+fn cluster_error(request: &BackupRequest, e: lifeboat_shared::ports::ClusterError) -> HandlerError {
+    let message = format!("backup {}: connecting to cluster {}: {e}", request.backup_id, request.cluster);
+    if e.is_transient() { HandlerError::Transient(message) } else { HandlerError::Internal(message) }
+}
+
+pub(crate) fn failure(request: &BackupRequest, e: BackupError) -> HandlerError {
+    let mut message = format!("backup {}: {e}", request.backup_id);
+    let mut source = std::error::Error::source(&e);
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    if e.is_transient() { HandlerError::Transient(message) } else { HandlerError::Internal(message) }
 }

@@ -1,14 +1,58 @@
-//! `snapshot_check` (Service Bus `snapshot-checks`).
+//! `snapshot_check` (Service Bus `snapshot-checks`): waits for a backup's volume snapshots, then
+//! commits it.
 
 use lifeboat_shared::domain::messages::SnapshotCheck;
+use lifeboat_shared::workflows::backup::{BackupError, Deps, Outcome as BackupOutcome};
+use lifeboat_shared::workflows::snapshot_check;
 
 use super::message::decode_or_dead_letter;
-use super::not_implemented::not_implemented;
 use super::{HandlerError, MessageInput, Outcome};
+use crate::app::AppState;
 
-pub(crate) fn handle(input: &MessageInput) -> Result<Outcome, HandlerError> {
-    if let Err(outcome) = decode_or_dead_letter::<SnapshotCheck>(input) {
-        return Ok(outcome);
+pub(crate) async fn handle(app: &AppState, input: &MessageInput) -> Result<Outcome, HandlerError> {
+    let check: SnapshotCheck = match decode_or_dead_letter(input) {
+        Ok(c) => c,
+        Err(outcome) => return Ok(outcome),
+    };
+    let Some(cluster_def) = app.config.clusters.get(&check.cluster) else {
+        return Ok(Outcome::DeadLetter {
+            reason: "UnknownCluster".to_owned(),
+            description: format!("cluster {} is not declared", check.cluster),
+        });
+    };
+    let cluster = app.clusters.connect(cluster_def).await.map_err(|e| {
+        let message = format!("snapshot check of {}: connecting to {}: {e}", check.backup_id, check.cluster);
+        if e.is_transient() { HandlerError::Transient(message) } else { HandlerError::Internal(message) }
+    })?;
+    let deps = Deps {
+        state: app.state.as_ref(),
+        objects: app.objects.as_ref(),
+        bus: app.bus.as_ref(),
+        cluster: cluster.as_ref(),
+        now: app.clock.now(),
+    };
+    match snapshot_check::run(&deps, &app.settings.backup, &app.config, &check).await {
+        Ok(outcome) => Ok(Outcome::done(vec![describe(&check, &outcome)])),
+        Err(e @ (BackupError::UnknownBackup(_) | BackupError::UnknownTarget(_))) => {
+            Ok(Outcome::DeadLetter { reason: "UnknownBackup".to_owned(), description: e.to_string() })
+        }
+        Err(e) => {
+            let message = format!("snapshot check of {}: {e}", check.backup_id);
+            Err(if e.is_transient() { HandlerError::Transient(message) } else { HandlerError::Internal(message) })
+        }
     }
-    Err(not_implemented("snapshot_check", "the snapshot checks arrive with issue 3 (backups)"))
+}
+
+fn describe(check: &SnapshotCheck, outcome: &BackupOutcome) -> String {
+    let id = &check.backup_id;
+    match outcome {
+        BackupOutcome::Committed { objects, partial } => {
+            format!("backup {id} committed{}: {objects} objects", if *partial { " partially" } else { "" })
+        }
+        BackupOutcome::WaitingForSnapshots { snapshots } => {
+            format!("backup {id}: {snapshots} snapshot(s) not all ready; check {} scheduled", check.attempt + 1)
+        }
+        BackupOutcome::AlreadyDone(state) => format!("backup {id} is already {state:?}"),
+        BackupOutcome::Failed(reason) => format!("backup {id} failed: {reason}"),
+    }
 }

@@ -139,3 +139,14 @@ pub trait Cluster: Send + Sync {
         object: &Value,
     ) -> Result<Value, ClusterError>;
 }
+
+/// Reaches the API server of a declared cluster.
+#[async_trait]
+pub trait ClusterConnector: Send + Sync {
+    /// A client for `cluster` (connections may be cached and reused).
+    ///
+    /// # Errors
+    /// [`ClusterError::Invalid`] when the cluster's connection settings cannot be used,
+    /// [`ClusterError::Unavailable`] when it cannot be reached.
+    async fn connect(&self, cluster: &crate::domain::policy::Cluster) -> Result<std::sync::Arc<dyn Cluster>, ClusterError>;
+}

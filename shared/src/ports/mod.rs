@@ -15,7 +15,7 @@ pub mod state_store;
 pub use alert_sink::{AlertSink, AlertSinkError};
 pub use bus::{Bus, BusError, OutgoingMessage};
 pub use clock::{Clock, ManualClock, SystemClock};
-pub use cluster::{ApiResourceInfo, Cluster, ClusterError, ListPage};
+pub use cluster::{ApiResourceInfo, Cluster, ClusterConnector, ClusterError, ListPage};
 pub use object_store::{ByteStream, ObjectMeta, ObjectPage, ObjectStore, ObjectStoreError, PutOptions};
 pub use queue::{DeadLetteredMessage, QueueError, QueueReceiver, QueueStats, ReceivedMessage};
 pub use state_store::{BatchOp, ETag, Entity, Page, Query, StateStore, StateStoreError};

@@ -1,4 +1,7 @@
 //! Workflows: what handlers run, on the domain and the ports. Each takes its ports and `now`
 //! as arguments and returns a report of what it did.
 
+pub mod backup;
+pub mod retry;
 pub mod schedule_tick;
+pub mod snapshot_check;

@@ -5,6 +5,7 @@
 //! archive exactly as the server sent them.
 
 use std::path::Path;
+use std::sync::Arc;
 
 use async_trait::async_trait;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -13,7 +14,8 @@ use kube::core::params::{GetParams, ListParams, PostParams};
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
-use crate::ports::cluster::{ApiResourceInfo, Cluster, ClusterError, ListPage};
+use crate::domain::policy::ClusterConnection;
+use crate::ports::cluster::{ApiResourceInfo, Cluster, ClusterConnector, ClusterError, ListPage};
 
 /// A cluster behind a `kube::Client`.
 #[derive(Clone)]
@@ -174,6 +176,37 @@ impl Cluster for KubeCluster {
         let body = serde_json::to_vec(object)
             .map_err(|e| ClusterError::Invalid { what: what.clone(), message: e.to_string() })?;
         self.request(&what, Request::new(url_path(resource, namespace)).create(&PostParams::default(), body)).await
+    }
+}
+
+/// Connects to clusters declared with a kubeconfig, caching one client per cluster.
+#[derive(Debug, Default)]
+pub struct KubeconfigConnector {
+    cache: tokio::sync::Mutex<std::collections::HashMap<String, KubeCluster>>,
+}
+
+#[async_trait]
+impl ClusterConnector for KubeconfigConnector {
+    async fn connect(&self, cluster: &crate::domain::policy::Cluster) -> Result<Arc<dyn Cluster>, ClusterError> {
+        let mut cache = self.cache.lock().await;
+        if let Some(client) = cache.get(cluster.name.as_str()) {
+            return Ok(Arc::new(client.clone()));
+        }
+        let client = match &cluster.spec.connection {
+            ClusterConnection::Kubeconfig { path, context } => {
+                KubeCluster::from_kubeconfig(path.as_deref().map(Path::new), context.as_deref()).await?
+            }
+            ClusterConnection::Aks { resource_id } => {
+                return Err(ClusterError::Invalid {
+                    what: format!("cluster {}", cluster.name),
+                    message: format!(
+                        "AKS credentials for {resource_id} come with the Azure adapters; declare a kubeconfig for now"
+                    ),
+                });
+            }
+        };
+        cache.insert(cluster.name.to_string(), client.clone());
+        Ok(Arc::new(client))
     }
 }
 

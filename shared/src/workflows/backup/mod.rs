@@ -1,0 +1,263 @@
+//! `backup`: backs up one target. Claims the backup, exports the selected objects into the
+//! archive, requests volume snapshots, then either commits at once (no volumes) or hands over
+//! to `snapshot_check` with a scheduled message.
+//!
+//! Every step is safe to repeat: the claim is insert-if-absent, the archive is replaced
+//! whole, snapshot names are deterministic, and chained messages carry deterministic ids.
+
+mod commit;
+pub mod export;
+mod snapshots;
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+
+pub use commit::commit;
+pub use export::{ExportError, ExportOptions, ExportResult};
+pub(crate) use snapshots::SnapshotApis;
+
+use crate::catalog::{self, CatalogError, Claim};
+use crate::domain::messages::{BackupRequest, Message, SnapshotCheck, encode};
+use crate::domain::policy::{Cluster as ClusterDef, Config, Policy};
+use crate::domain::records::{BackupRecord, BackupState, IllegalTransition};
+use crate::layout;
+use crate::ports::bus::{Bus, BusError, OutgoingMessage};
+use crate::ports::cluster::{Cluster, ClusterError};
+use crate::ports::object_store::{ObjectStore, ObjectStoreError};
+use crate::ports::state_store::StateStore;
+
+/// The ports a backup uses, and the time.
+pub struct Deps<'a> {
+    /// Catalog and claims.
+    pub state: &'a dyn StateStore,
+    /// Archive and manifest.
+    pub objects: &'a dyn ObjectStore,
+    /// Chained messages.
+    pub bus: &'a dyn Bus,
+    /// The cluster backed up.
+    pub cluster: &'a dyn Cluster,
+    /// Now.
+    pub now: DateTime<Utc>,
+}
+
+/// Tuning of backups.
+#[derive(Debug, Clone)]
+pub struct BackupSettings {
+    /// The export.
+    pub export: ExportOptions,
+    /// First wait before looking at snapshots; doubles per poll up to a minute.
+    pub snapshot_poll: Duration,
+    /// Give up waiting for snapshots after this.
+    pub snapshot_timeout: Duration,
+}
+
+impl Default for BackupSettings {
+    fn default() -> Self {
+        Self {
+            export: ExportOptions::default(),
+            snapshot_poll: Duration::from_secs(5),
+            snapshot_timeout: Duration::from_secs(30 * 60),
+        }
+    }
+}
+
+/// What a backup message led to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The manifest is written.
+    Committed {
+        /// Objects in the archive.
+        objects: u64,
+        /// Whether something was left out (see the manifest's warnings).
+        partial: bool,
+    },
+    /// Snapshots are being taken; `snapshot_check` continues.
+    WaitingForSnapshots {
+        /// Snapshots requested.
+        snapshots: usize,
+    },
+    /// Nothing to do: the backup is already in this state.
+    AlreadyDone(BackupState),
+    /// The backup failed for good, with the reason (recorded in the catalog).
+    Failed(String),
+}
+
+/// Why a backup message could not be handled (a retry may help when transient).
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// The request names a policy or cluster that is not declared.
+    #[error("{0}")]
+    UnknownTarget(String),
+    /// The message refers to a backup the catalog does not have.
+    #[error("backup {0} is not in the catalog")]
+    UnknownBackup(String),
+    /// The catalog failed.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+    /// The export failed.
+    #[error(transparent)]
+    Export(#[from] ExportError),
+    /// The cluster failed.
+    #[error("cluster")]
+    Cluster(#[from] ClusterError),
+    /// The object store failed.
+    #[error("object store")]
+    Objects(#[from] ObjectStoreError),
+    /// Sending the next message failed.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The catalog refused a state change (a bug, or a record changed under us).
+    #[error(transparent)]
+    Transition(#[from] IllegalTransition),
+    /// The backup is not ready for this step yet (e.g. a check arrived before the export ended).
+    #[error("backup {0} is not ready for this step yet")]
+    NotYet(String),
+}
+
+impl BackupError {
+    /// Whether redelivering the message may succeed.
+    pub fn is_transient(&self) -> bool {
+        match self {
+            BackupError::UnknownTarget(_) | BackupError::UnknownBackup(_) | BackupError::Transition(_) => false,
+            BackupError::Catalog(e) => e.is_transient() || e.is_changed(),
+            BackupError::Export(e) => e.is_transient(),
+            BackupError::Cluster(e) => e.is_transient(),
+            BackupError::Objects(e) => e.is_transient(),
+            BackupError::Bus(e) => e.is_transient(),
+            BackupError::NotYet(_) => true,
+        }
+    }
+}
+
+/// The policy and cluster a request names.
+///
+/// # Errors
+/// [`BackupError::UnknownTarget`].
+pub fn target<'c>(config: &'c Config, request_policy: &str, request_cluster: &str) -> Result<(&'c Policy, &'c ClusterDef), BackupError> {
+    let policy = config
+        .policies
+        .values()
+        .find(|p| p.name.as_str() == request_policy)
+        .ok_or_else(|| BackupError::UnknownTarget(format!("policy {request_policy} is not declared")))?;
+    let cluster = config
+        .clusters
+        .values()
+        .find(|c| c.name.as_str() == request_cluster && policy.spec.clusters.contains(&c.name))
+        .ok_or_else(|| BackupError::UnknownTarget(format!("policy {request_policy} does not protect cluster {request_cluster}")))?;
+    Ok((policy, cluster))
+}
+
+/// Handles one `backup-requests` message.
+///
+/// # Errors
+/// [`BackupError`]; see [`BackupError::is_transient`].
+pub async fn run(deps: &Deps<'_>, settings: &BackupSettings, config: &Config, request: &BackupRequest) -> Result<Outcome, BackupError> {
+    let (policy, cluster_def) = target(config, request.policy.as_str(), request.cluster.as_str())?;
+    let fresh = BackupRecord::requested(
+        request.backup_id.clone(),
+        request.cluster.clone(),
+        request.policy.clone(),
+        request.reason.clone(),
+        deps.now,
+    );
+    let (mut record, mut etag) = match catalog::claim(deps.state, &fresh).await? {
+        Claim::New(etag) => (fresh, etag),
+        Claim::Existing(existing, etag) => match existing.state {
+            BackupState::Requested | BackupState::Running => (*existing, etag),
+            BackupState::WaitingForSnapshots => {
+                // A redelivery after the hand-over: make sure the first check is on its way.
+                send_check(deps, &existing, 1, settings).await?;
+                return Ok(Outcome::WaitingForSnapshots { snapshots: existing.snapshots.len() });
+            }
+            done => return Ok(Outcome::AlreadyDone(done)),
+        },
+    };
+    record.move_to(BackupState::Running, deps.now)?;
+    etag = catalog::save(deps.state, &record, &etag).await?;
+    tracing::info!(backup.id = %record.backup_id, cluster = %record.cluster, "backup started");
+
+    let archive_key = layout::archive_key(&record.cluster, &record.backup_id);
+    let cluster_version = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.version()).await?;
+    let export = match export::export(deps.cluster, deps.objects, &archive_key, &policy.spec.selection, &settings.export).await {
+        Ok(export) => export,
+        Err(e) if !e.is_transient() => {
+            let reason = format!("{e}: {}", error_chain(&e));
+            record.failure = Some(reason.clone());
+            record.move_to(BackupState::Failed, deps.now)?;
+            catalog::save(deps.state, &record, &etag).await?;
+            return Ok(Outcome::Failed(reason));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    commit::save_export(deps, &record, &cluster_version, &export).await?;
+    record.warnings = export.warnings.clone();
+
+    let discovered = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.discover()).await?;
+    let apis = SnapshotApis::find(&discovered);
+    let wanted = policy.spec.volumes.snapshot && !export.pvcs.is_empty();
+    match (&apis, wanted) {
+        (Some(apis), true) => {
+            record.snapshots = snapshots::request(
+                deps.cluster,
+                apis,
+                &record.backup_id,
+                &export.pvcs,
+                &cluster_def.spec.region,
+                settings.export.retry,
+            )
+            .await?;
+        }
+        (None, true) => record.warnings.push(format!(
+            "{} PVC(s) not snapshotted: the cluster serves no VolumeSnapshot API (install the CSI snapshot CRDs and controller)",
+            export.pvcs.len()
+        )),
+        _ => {}
+    }
+    if record.snapshots.iter().all(|s| s.error.is_some()) {
+        return commit::commit(deps, policy, &mut record, etag).await;
+    }
+    record.move_to(BackupState::WaitingForSnapshots, deps.now)?;
+    let timeout = chrono::Duration::from_std(settings.snapshot_timeout).unwrap_or(chrono::Duration::hours(1));
+    record.snapshot_deadline = Some(deps.now + timeout);
+    catalog::save(deps.state, &record, &etag).await?;
+    send_check(deps, &record, 1, settings).await?;
+    Ok(Outcome::WaitingForSnapshots { snapshots: record.snapshots.len() })
+}
+
+/// Looks at each pending snapshot once (for `snapshot_check`); returns whether any is pending.
+pub(crate) async fn snapshots_check(
+    deps: &Deps<'_>,
+    apis: &SnapshotApis,
+    records: &mut [crate::domain::manifest::SnapshotRecord],
+    settings: &BackupSettings,
+) -> Result<bool, BackupError> {
+    Ok(snapshots::check(deps.cluster, apis, records, settings.export.retry).await?)
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts = Vec::new();
+    let mut source = e.source();
+    while let Some(s) = source {
+        parts.push(s.to_string());
+        source = s.source();
+    }
+    parts.join(": ")
+}
+
+/// Sends check number `attempt`, scheduled after the poll interval's backoff.
+pub(crate) async fn send_check(deps: &Deps<'_>, record: &BackupRecord, attempt: u32, settings: &BackupSettings) -> Result<(), BackupError> {
+    let wait = settings.snapshot_poll.saturating_mul(1 << attempt.saturating_sub(1).min(4)).min(Duration::from_secs(60));
+    let check = SnapshotCheck {
+        schema_version: SnapshotCheck::SCHEMA_VERSION,
+        backup_id: record.backup_id.clone(),
+        cluster: record.cluster.clone(),
+        attempt,
+        deadline: record.snapshot_deadline.unwrap_or(deps.now),
+    };
+    let at = deps.now + chrono::Duration::from_std(wait).unwrap_or_default();
+    let mut message = OutgoingMessage::json(SnapshotCheck::QUEUE.name(), check.message_id(), encode(&check)).scheduled_at(at);
+    message.correlation_id = Some(record.backup_id.to_string());
+    deps.bus.send(message).await?;
+    Ok(())
+}

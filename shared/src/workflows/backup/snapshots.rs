@@ -1,0 +1,169 @@
+//! Volume snapshots: one CSI VolumeSnapshot per selected bound PVC, with the VolumeSnapshotClass
+//! of its driver, labelled with the backup id; then polls until each is ready or failed.
+
+use std::collections::BTreeMap;
+
+use serde_json::{Value, json};
+
+use super::export::PvcRef;
+use crate::domain::ids::{BackupId, short_hash};
+use crate::domain::manifest::SnapshotRecord;
+use crate::domain::resources::ApiResourceInfo;
+use crate::domain::selection::BACKUP_ID_LABEL;
+use crate::ports::cluster::{Cluster, ClusterError};
+use crate::workflows::retry::{RetryPolicy, with_retry};
+
+/// The API types snapshots need, from discovery.
+pub(crate) struct SnapshotApis {
+    pub volume_snapshots: ApiResourceInfo,
+    pub contents: ApiResourceInfo,
+    pub classes: ApiResourceInfo,
+    pub persistent_volumes: ApiResourceInfo,
+}
+
+impl SnapshotApis {
+    /// Finds them; `None` when the cluster serves no VolumeSnapshot API.
+    pub(crate) fn find(discovered: &[ApiResourceInfo]) -> Option<Self> {
+        let get = |gr: &str| discovered.iter().find(|r| r.group_resource() == gr).cloned();
+        Some(Self {
+            volume_snapshots: get("volumesnapshots.snapshot.storage.k8s.io")?,
+            contents: get("volumesnapshotcontents.snapshot.storage.k8s.io")?,
+            classes: get("volumesnapshotclasses.snapshot.storage.k8s.io")?,
+            persistent_volumes: get("persistentvolumes")?,
+        })
+    }
+}
+
+/// The deterministic VolumeSnapshot name for a PVC in a backup.
+pub(crate) fn snapshot_name(backup: &BackupId, pvc: &PvcRef) -> String {
+    format!("lifeboat-{backup}-{}", short_hash(&format!("{}/{}", pvc.namespace, pvc.name)))
+}
+
+fn str_at<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
+    v.pointer(p).and_then(Value::as_str)
+}
+
+/// The class for each driver: the one annotated default, else the first by name.
+async fn classes_by_driver(cluster: &dyn Cluster, apis: &SnapshotApis, retry: RetryPolicy) -> Result<BTreeMap<String, String>, ClusterError> {
+    let page = with_retry(retry, || cluster.list(&apis.classes, None, None, 500, None)).await?;
+    let mut by_driver: BTreeMap<String, (bool, String)> = BTreeMap::new();
+    for class in &page.items {
+        let (Some(driver), Some(name)) = (str_at(class, "/driver"), str_at(class, "/metadata/name")) else { continue };
+        let is_default =
+            str_at(class, "/metadata/annotations/snapshot.storage.kubernetes.io~1is-default-class") == Some("true");
+        let better = by_driver.get(driver).is_none_or(|(d, n)| (is_default && !d) || (is_default == *d && name < n.as_str()));
+        if better {
+            by_driver.insert(driver.to_owned(), (is_default, name.to_owned()));
+        }
+    }
+    Ok(by_driver.into_iter().map(|(driver, (_, name))| (driver, name)).collect())
+}
+
+/// Requests a snapshot of each PVC (creating it again is harmless: the name is deterministic).
+///
+/// # Errors
+/// [`ClusterError`] when the cluster cannot be asked at all; a PVC that cannot be snapshotted
+/// is recorded with its reason instead.
+pub(crate) async fn request(
+    cluster: &dyn Cluster,
+    apis: &SnapshotApis,
+    backup: &BackupId,
+    pvcs: &[PvcRef],
+    region: &str,
+    retry: RetryPolicy,
+) -> Result<Vec<SnapshotRecord>, ClusterError> {
+    let classes = classes_by_driver(cluster, apis, retry).await?;
+    let mut records = Vec::with_capacity(pvcs.len());
+    for pvc in pvcs {
+        let pv = with_retry(retry, || cluster.get(&apis.persistent_volumes, None, &pvc.volume_name)).await?;
+        let driver = pv.as_ref().and_then(|pv| str_at(pv, "/spec/csi/driver")).unwrap_or_default().to_owned();
+        let name = snapshot_name(backup, pvc);
+        let mut record = SnapshotRecord {
+            namespace: pvc.namespace.clone(),
+            pvc: pvc.name.clone(),
+            volume_snapshot: name.clone(),
+            driver: driver.clone(),
+            class: classes.get(&driver).cloned(),
+            handle: None,
+            restore_size: None,
+            region: region.to_owned(),
+            error: None,
+        };
+        if driver.is_empty() {
+            record.error = Some(format!("volume {} is not a CSI volume: it cannot be snapshotted", pvc.volume_name));
+        } else if let Some(class) = &record.class {
+            let snapshot = json!({
+                "apiVersion": apis.volume_snapshots.api_version(),
+                "kind": "VolumeSnapshot",
+                "metadata": { "name": name, "namespace": pvc.namespace, "labels": { BACKUP_ID_LABEL: backup.as_str() } },
+                "spec": { "volumeSnapshotClassName": class, "source": { "persistentVolumeClaimName": pvc.name } }
+            });
+            match with_retry(retry, || cluster.create(&apis.volume_snapshots, Some(&pvc.namespace), &snapshot)).await {
+                Ok(_) => {}
+                Err(e) if e.is_already_exists() => {}
+                Err(e) if !e.is_transient() => record.error = Some(e.to_string()),
+                Err(e) => return Err(e),
+            }
+        } else {
+            record.error = Some(format!("no VolumeSnapshotClass for CSI driver {driver}"));
+        }
+        records.push(record);
+    }
+    Ok(records)
+}
+
+/// Looks at each pending snapshot once; returns whether any is still pending.
+///
+/// # Errors
+/// [`ClusterError`] when the cluster cannot be read.
+pub(crate) async fn check(
+    cluster: &dyn Cluster,
+    apis: &SnapshotApis,
+    records: &mut [SnapshotRecord],
+    retry: RetryPolicy,
+) -> Result<bool, ClusterError> {
+    let mut pending = false;
+    for record in records.iter_mut().filter(|r| r.handle.is_none() && r.error.is_none()) {
+        let vs = with_retry(retry, || cluster.get(&apis.volume_snapshots, Some(&record.namespace), &record.volume_snapshot)).await?;
+        let Some(vs) = vs else {
+            record.error = Some(format!("VolumeSnapshot {}/{} disappeared", record.namespace, record.volume_snapshot));
+            continue;
+        };
+        if let Some(message) = str_at(&vs, "/status/error/message") {
+            record.error = Some(message.to_owned());
+            continue;
+        }
+        let ready = vs.pointer("/status/readyToUse").and_then(Value::as_bool) == Some(true);
+        let content_name = str_at(&vs, "/status/boundVolumeSnapshotContentName");
+        match (ready, content_name) {
+            (true, Some(content_name)) => {
+                let content = with_retry(retry, || cluster.get(&apis.contents, None, content_name)).await?;
+                record.handle = content.as_ref().and_then(|c| str_at(c, "/status/snapshotHandle")).map(str::to_owned);
+                record.restore_size = str_at(&vs, "/status/restoreSize").map(str::to_owned).or_else(|| {
+                    content.as_ref().and_then(|c| c.pointer("/status/restoreSize")).map(|v| v.to_string())
+                });
+                if record.handle.is_none() {
+                    pending = true;
+                }
+            }
+            _ => pending = true,
+        }
+    }
+    Ok(pending)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn snapshot_names_are_deterministic_valid_and_distinct() {
+        let backup = BackupId::parse("nightly-20261122t020000z").unwrap();
+        let a = PvcRef { namespace: "shop".into(), name: "data-db-0".into(), volume_name: "pv-1".into() };
+        let b = PvcRef { name: "data-db-1".into(), ..a.clone() };
+        assert_eq!(snapshot_name(&backup, &a), snapshot_name(&backup, &a));
+        assert_ne!(snapshot_name(&backup, &a), snapshot_name(&backup, &b));
+        let name = snapshot_name(&backup, &a);
+        assert!(name.len() <= 253 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{name}");
+    }
+}
