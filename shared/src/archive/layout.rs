@@ -86,7 +86,9 @@ impl EntryPath {
             ["resources", kind, "namespaces", namespace, file] => (*kind, Some(*namespace), *file),
             ["resources", kind, "cluster", file] => (*kind, None, *file),
             _ => {
-                return fail("not resources/{type}/namespaces/{ns}/{name}.json or resources/{type}/cluster/{name}.json");
+                return fail(
+                    "not resources/{type}/namespaces/{ns}/{name}.json or resources/{type}/cluster/{name}.json",
+                );
             }
         };
         let Some(name) = file.strip_suffix(".json") else {
@@ -199,6 +201,29 @@ fn check_length(field: &'static str, value: &str, segment: &str) -> Result<(), L
     Ok(())
 }
 
+/// Checks a path read from an archive: relative, `/`-separated safe segments, at least two,
+/// under `resources/` or `metadata/`. `Err` names the rule broken.
+pub(crate) fn check_entry_path(path: &str) -> Result<(), &'static str> {
+    if path.starts_with('/') {
+        return Err("absolute paths are refused");
+    }
+    let mut segments = path.split('/');
+    if !matches!(segments.next(), Some("resources" | "metadata")) {
+        return Err("only paths under resources/ and metadata/ are allowed");
+    }
+    let mut depth = 1;
+    for segment in segments {
+        if let Some(problem) = segment_problem(segment) {
+            return Err(problem);
+        }
+        depth += 1;
+    }
+    if depth < 2 {
+        return Err("a file under resources/ or metadata/ is expected");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -287,5 +312,24 @@ mod tests {
             EntryPath::parse("resources/pods/namespaces/../web.json"),
             Err(LayoutError::UnsafeSegment { field: "namespace", .. })
         ));
+    }
+
+    #[test]
+    fn entry_paths_read_from_archives_are_checked() {
+        assert!(check_entry_path("resources/pods/namespaces/default/web.json").is_ok());
+        assert!(check_entry_path("metadata/version").is_ok());
+        for bad in [
+            "/etc/passwd",
+            "../etc/passwd",
+            "resources/../../etc/passwd",
+            "resources/./x",
+            "resources//x",
+            "resources",
+            "metadata/",
+            "other/file",
+            "resources/a\0b",
+        ] {
+            assert!(check_entry_path(bad).is_err(), "{bad}");
+        }
     }
 }
