@@ -8,7 +8,8 @@
 //!
 //! The module reads and writes streams, never paths or blob clients. [`ArchiveWriter`] and
 //! [`ArchiveReader`] are synchronous and hold one object at a time: run them on a blocking
-//! thread.
+//! thread. [`channel`] turns the writer's output into the [`ByteStream`] an
+//! [`ObjectStore`](crate::ports::object_store::ObjectStore) uploads, with backpressure.
 //!
 //! ```
 //! use lifeboat_shared::archive::{ArchiveOptions, ArchiveReader, ArchiveWriter, EntryPath, ReadOptions};
@@ -32,6 +33,8 @@
 //! # Ok(())
 //! # }
 //! ```
+//!
+//! [`ByteStream`]: crate::ports::object_store::ByteStream
 
 mod decode;
 mod error;
@@ -41,6 +44,7 @@ mod keys;
 pub mod layout;
 mod reader;
 mod record;
+mod stream;
 mod writer;
 
 pub use error::ArchiveError;
@@ -48,4 +52,5 @@ pub use keys::generate_identity;
 pub use layout::{EntryPath, FORMAT_VERSION, LayoutError, VERSION_PATH};
 pub use reader::{ArchiveEntry, ArchiveReader, Entries, ReadOptions};
 pub use record::{ArchiveSummary, EntryRecord};
+pub use stream::{ChannelWriter, channel};
 pub use writer::{ArchiveOptions, ArchiveWriter, ZSTD_LEVELS};

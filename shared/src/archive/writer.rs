@@ -34,7 +34,7 @@ impl Default for ArchiveOptions {
 /// user or group names and the options' mtime; paths over 100 bytes use GNU long names.
 ///
 /// Call [`ArchiveWriter::finish`]: an archive not finished is truncated and every reader
-/// refuses it. To hand the sink on afterwards (e.g. to finish a channel), pass
+/// refuses it. To hand the sink on afterwards (e.g. a [`super::ChannelWriter`]), pass
 /// `&mut sink`.
 pub struct ArchiveWriter<W: Write> {
     tar: tar::Builder<Counting<zstd::stream::write::Encoder<'static, Sink<W>>>>,
