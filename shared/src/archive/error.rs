@@ -120,6 +120,15 @@ pub enum ArchiveError {
         /// The rule it breaks.
         reason: &'static str,
     },
+    /// A tar record this reader does not accept (e.g. a long name followed by nothing, a pax
+    /// header resizing its entry).
+    #[error("entry {path:?} is refused: {reason}")]
+    Malformed {
+        /// The path of the record, or of the entry before it.
+        path: String,
+        /// What is wrong.
+        reason: &'static str,
+    },
     /// An entry that is not a regular file.
     #[error("entry {path:?} is refused: it is a {kind}, not a regular file")]
     NotARegularFile {
@@ -153,7 +162,7 @@ pub enum ArchiveError {
     /// A format version this reader does not know.
     #[error("the archive is refused: format version {found:?} is unknown")]
     UnknownVersion {
-        /// What `metadata/version` holds, lossily decoded.
+        /// What `metadata/version` holds, lossily decoded, at most 32 characters.
         found: String,
     },
 }

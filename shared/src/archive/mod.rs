@@ -37,6 +37,7 @@
 //! [`ByteStream`]: crate::ports::object_store::ByteStream
 
 mod decode;
+mod entry;
 mod error;
 #[cfg(test)]
 mod fixtures;

@@ -6,12 +6,10 @@ use std::fmt;
 use std::io::{self, Read};
 
 use super::decode::{self, Decoded, Limit};
+use super::entry::{next_entry, stream_error};
 use super::error::ArchiveError;
-use super::layout::{EntryPath, FORMAT_VERSION, LayoutError, VERSION_PATH, check_entry_path};
+use super::layout::{EntryPath, FORMAT_VERSION, LayoutError, VERSION_PATH};
 use super::record::{ArchiveSummary, EntryRecord};
-
-/// The largest `metadata/version` accepted.
-const MAX_VERSION_BYTES: u64 = 64;
 
 /// How to read an archive.
 #[derive(Clone, PartialEq, Eq)]
@@ -123,16 +121,8 @@ impl<R: Read> ArchiveReader<R> {
             let source = io::Error::other("the entries were read already");
             return Err(ArchiveError::ReadHeader { after: state.last.clone(), source });
         }
-        let mut inner = archive.entries().map_err(|e| state.io_error(e, ""))?;
-        let first = match inner.next() {
-            None => Err(ArchiveError::MissingVersion { found: String::new() }),
-            Some(Err(e)) => Err(state.io_error(e, "")),
-            Some(Ok(entry)) if entry.path_bytes().as_ref() != VERSION_PATH.as_bytes() => {
-                Err(ArchiveError::MissingVersion { found: String::from_utf8_lossy(&entry.path_bytes()).into_owned() })
-            }
-            Some(Ok(entry)) => read_entry(entry, MAX_VERSION_BYTES, &state.limit),
-        };
-        let version = first.and_then(check_version);
+        let mut inner = archive.entries().map_err(|e| stream_error(&state.limit, e, ""))?.raw(true);
+        let version = next_entry(&mut inner, state.max_entry_bytes, &state.limit, "").and_then(check_version);
         if version.is_err() {
             state.done = true;
         }
@@ -161,16 +151,6 @@ impl<R: Read> ArchiveReader<R> {
     }
 }
 
-impl ReadState {
-    fn io_error(&self, source: io::Error, after: &str) -> ArchiveError {
-        if self.limit.exceeded() {
-            ArchiveError::TotalTooLarge { limit: self.limit.max }
-        } else {
-            ArchiveError::ReadHeader { after: after.to_owned(), source }
-        }
-    }
-}
-
 /// The entries of an archive after `metadata/version`, in order. After an error it yields
 /// nothing more.
 pub struct Entries<'a, R: Read + 'a> {
@@ -185,69 +165,32 @@ impl<R: Read> Iterator for Entries<'_, R> {
         if self.state.done {
             return None;
         }
-        let item = match self.inner.next() {
-            None => {
-                self.state.done = true;
-                return None;
-            }
-            Some(Err(e)) => Err(self.state.io_error(e, &self.state.last)),
-            Some(Ok(entry)) => read_entry(entry, self.state.max_entry_bytes, &self.state.limit),
-        };
+        let item =
+            next_entry(&mut self.inner, self.state.max_entry_bytes, &self.state.limit, &self.state.last).transpose();
         match &item {
-            Ok(entry) => {
+            Some(Ok(entry)) => {
                 self.state.entries += 1;
                 self.state.last.clone_from(&entry.path);
             }
-            Err(_) => self.state.done = true,
+            None | Some(Err(_)) => self.state.done = true,
         }
-        Some(item)
+        item
     }
 }
 
-fn read_entry<R: Read>(mut entry: tar::Entry<'_, R>, max: u64, limit: &Limit) -> Result<ArchiveEntry, ArchiveError> {
-    let raw = entry.path_bytes();
-    let path = String::from_utf8_lossy(&raw).into_owned();
-    let checked = match std::str::from_utf8(&raw) {
-        Ok(text) => check_entry_path(text),
-        Err(_) => Err("it is not UTF-8"),
+/// The first entry must be `metadata/version` holding a version this reader knows.
+fn check_version(first: Option<ArchiveEntry>) -> Result<(), ArchiveError> {
+    let Some(entry) = first else {
+        return Err(ArchiveError::MissingVersion { found: String::new() });
     };
-    drop(raw);
-    if let Err(reason) = checked {
-        return Err(ArchiveError::UnsafePath { path, reason });
+    if entry.path != VERSION_PATH {
+        return Err(ArchiveError::MissingVersion { found: entry.path });
     }
-    let kind = entry.header().entry_type();
-    if !kind.is_file() {
-        return Err(ArchiveError::NotARegularFile { path, kind: kind_name(kind) });
-    }
-    let size = entry.size();
-    if size > max {
-        return Err(ArchiveError::EntryTooLarge { path, size, limit: max });
-    }
-    let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
-    match entry.read_to_end(&mut bytes) {
-        Ok(_) => Ok(ArchiveEntry { path, bytes }),
-        Err(_) if limit.exceeded() => Err(ArchiveError::TotalTooLarge { limit: limit.max }),
-        Err(source) => Err(ArchiveError::ReadEntry { path, source }),
-    }
-}
-
-fn check_version(entry: ArchiveEntry) -> Result<(), ArchiveError> {
     let text = String::from_utf8_lossy(&entry.bytes);
     if text.strip_suffix('\n').unwrap_or(&text) != FORMAT_VERSION {
-        return Err(ArchiveError::UnknownVersion { found: text.into_owned() });
+        return Err(ArchiveError::UnknownVersion { found: text.chars().take(32).collect() });
     }
     Ok(())
-}
-
-fn kind_name(kind: tar::EntryType) -> &'static str {
-    match kind {
-        tar::EntryType::Symlink => "symbolic link",
-        tar::EntryType::Link => "hard link",
-        tar::EntryType::Char | tar::EntryType::Block => "device",
-        tar::EntryType::Directory => "directory",
-        tar::EntryType::Fifo => "FIFO",
-        _ => "special entry",
-    }
 }
 
 #[cfg(test)]
@@ -428,5 +371,74 @@ mod tests {
         assert!(!reader.is_encrypted());
         assert_eq!(reader.entries().unwrap().count(), 3);
         assert!(matches!(reader.entries().err(), Some(ArchiveError::ReadHeader { .. })));
+    }
+
+    /// A pax record: `"{length} {key}={value}\n"`, the length counting itself.
+    fn pax(key: &str, value: &str) -> Vec<u8> {
+        let body = format!(" {key}={value}\n");
+        let mut len = body.len() + 1;
+        while len.to_string().len() + body.len() != len {
+            len += 1;
+        }
+        format!("{len}{body}").into_bytes()
+    }
+
+    const X: tar::EntryType = tar::EntryType::XHeader;
+    const L: tar::EntryType = tar::EntryType::GNULongName;
+
+    #[test]
+    fn pax_headers_may_rename_but_not_resize() {
+        let renamed = pax("path", LATER);
+        let archive = with_version(&[Raw { name: b"PaxHeaders/x", kind: X, data: &renamed }, regular("x", b"{}")]);
+        let (entries, _) = read_all(&archive, &ReadOptions::default()).unwrap();
+        assert_eq!(entries.iter().map(|e| e.path.as_str()).collect::<Vec<_>>(), [LATER]);
+
+        let escape = pax("path", "resources/../../etc/cron.d/x");
+        let archive = with_version(&[Raw { name: b"PaxHeaders/x", kind: X, data: &escape }, regular(GOOD, b"{}")]);
+        let (_, err) = refusal(&archive, &ReadOptions::default());
+        assert!(matches!(&err, ArchiveError::UnsafePath { path, .. } if path.contains("etc/cron.d")), "{err}");
+
+        for data in [pax("size", "2"), pax("GNU.sparse.major", "1")] {
+            let archive = with_version(&[Raw { name: b"PaxHeaders/x", kind: X, data: &data }, regular(GOOD, b"{}")]);
+            let (_, err) = refusal(&archive, &ReadOptions::default());
+            assert!(matches!(err, ArchiveError::Malformed { .. }), "{err}");
+        }
+    }
+
+    #[test]
+    fn long_names_must_be_short_single_and_followed() {
+        let two = with_version(&[
+            Raw { name: b"././@LongLink", kind: L, data: LATER.as_bytes() },
+            Raw { name: b"././@LongLink", kind: L, data: LATER.as_bytes() },
+            regular("x", b"{}"),
+        ]);
+        assert!(matches!(refusal(&two, &ReadOptions::default()).1, ArchiveError::Malformed { .. }));
+        let dangling = with_version(&[Raw { name: b"././@LongLink", kind: L, data: LATER.as_bytes() }]);
+        assert!(matches!(refusal(&dangling, &ReadOptions::default()).1, ArchiveError::Malformed { .. }));
+        let huge = vec![b'a'; 5000];
+        let long = with_version(&[Raw { name: b"././@LongLink", kind: L, data: &huge }, regular("x", b"{}")]);
+        let (_, err) = refusal(&long, &ReadOptions::default());
+        assert!(matches!(err, ArchiveError::EntryTooLarge { size: 5000, limit: 4096, .. }), "{err}");
+    }
+
+    /// A header claiming a huge size is refused from the header alone: nothing is read into
+    /// memory, whatever the entry's kind.
+    #[test]
+    fn claimed_sizes_are_checked_before_reading() {
+        for (name, kind) in
+            [(&b"././@LongLink"[..], L), (b"PaxHeaders/x", X), (GOOD.as_bytes(), tar::EntryType::Regular)]
+        {
+            let mut header = tar::Header::new_gnu();
+            header.as_old_mut().name[..name.len()].copy_from_slice(name);
+            header.set_entry_type(kind);
+            header.set_size(1 << 40);
+            header.set_cksum();
+            let mut tar = zstd::decode_all(with_version(&[]).as_slice()).unwrap();
+            tar.truncate(1024); // the version entry, without the end blocks
+            tar.extend_from_slice(header.as_bytes());
+            let archive = zstd::encode_all(tar.as_slice(), 3).unwrap();
+            let (_, err) = refusal(&archive, &ReadOptions::default());
+            assert!(matches!(err, ArchiveError::EntryTooLarge { size, .. } if size == 1 << 40), "{kind:?}: {err}");
+        }
     }
 }
