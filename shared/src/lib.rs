@@ -4,6 +4,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod adapters;
+pub mod archive;
 pub mod catalog;
 pub mod config;
 pub mod domain;
