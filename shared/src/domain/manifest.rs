@@ -7,6 +7,8 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
+pub use crate::archive::EntryRecord;
+
 use super::ids::BackupId;
 use super::messages::BackupReason;
 use super::names::{ClusterName, PolicyName};
@@ -14,18 +16,6 @@ use super::policy::Selection;
 
 /// The manifest format this build writes and reads.
 pub const MANIFEST_FORMAT: u32 = 1;
-
-/// One object in the archive.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
-pub struct ObjectEntry {
-    /// Path in the archive, e.g. `resources/deployments.apps/namespaces/shop/web.json`.
-    pub path: String,
-    /// SHA-256 of the entry's bytes, hex.
-    pub sha256: String,
-    /// Size in bytes.
-    pub size: u64,
-}
 
 /// How the archive is encrypted.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,7 +105,7 @@ pub struct Manifest {
     /// Objects per resource type (`deployments.apps` → 12).
     pub counts: BTreeMap<String, u64>,
     /// Every object, with its digest.
-    pub objects: Vec<ObjectEntry>,
+    pub objects: Vec<EntryRecord>,
     /// Resource types passed over, with the reason.
     pub skipped_resources: BTreeMap<String, String>,
     /// Volume snapshots.
