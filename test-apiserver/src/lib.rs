@@ -37,7 +37,7 @@
 //! # Not implemented
 //! Schema validation (unknown fields are accepted even with `fieldValidation=Strict`; no
 //! defaulting beyond a few fields), server-side apply field ownership and conflicts (apply merges),
-//! Table output (kubectl falls back to client-side printing), protobuf, TLS, `scale` and other
+//! Table output (kubectl falls back to client-side printing), protobuf, HTTP/2, client certificates, `scale` and other
 //! subresources (500), pod graceful deletion (pods go at once), foreground deletion (treated as
 //! background), admission webhooks, RBAC.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
@@ -64,6 +64,8 @@ mod snapshots;
 pub mod status;
 mod storage;
 mod store;
+#[cfg(feature = "tls")]
+mod tls;
 mod watch;
 mod write;
 
@@ -74,3 +76,5 @@ pub use seed::{AZURE_DISK_DRIVER, SampleApp};
 pub use server::{KubeconfigError, Options, Running, StartError, TestApiServer};
 pub use status::ApiError;
 pub use store::{Store, WriteOptions};
+#[cfg(feature = "tls")]
+pub use tls::TlsError;

@@ -38,6 +38,9 @@ pub struct Options {
     pub history: usize,
     /// The Kubernetes version reported by `/version` (`v1.33.5`).
     pub git_version: String,
+    /// Serve HTTPS with a self-signed certificate (needs the `tls` feature). kubectl sends
+    /// bearer tokens only over TLS; `kube` sends them over plain HTTP too.
+    pub tls: bool,
 }
 
 impl Default for Options {
@@ -50,6 +53,7 @@ impl Default for Options {
             bookmark_interval: Duration::from_secs(5),
             history: 10_000,
             git_version: "v1.33.5".into(),
+            tls: false,
         }
     }
 }
@@ -60,6 +64,31 @@ pub enum StartError {
     /// Binding 127.0.0.1:0 failed.
     #[error("failed to bind the listener on 127.0.0.1")]
     Bind(#[source] std::io::Error),
+    /// TLS was asked for but could not be set up.
+    #[cfg(feature = "tls")]
+    #[error("failed to set up TLS")]
+    Tls(#[source] crate::tls::TlsError),
+    /// TLS was asked for but the crate was built without the `tls` feature.
+    #[error("TLS was requested but the `tls` feature is off")]
+    TlsUnavailable,
+}
+
+#[cfg(feature = "tls")]
+type Acceptor = tokio_rustls::TlsAcceptor;
+#[cfg(not(feature = "tls"))]
+type Acceptor = std::convert::Infallible;
+
+fn setup_tls(enabled: bool) -> Result<(Option<Acceptor>, Option<String>), StartError> {
+    if !enabled {
+        return Ok((None, None));
+    }
+    #[cfg(feature = "tls")]
+    {
+        let tls = crate::tls::generate().map_err(StartError::Tls)?;
+        Ok((Some(tls.acceptor), Some(tls.cert_pem)))
+    }
+    #[cfg(not(feature = "tls"))]
+    Err(StartError::TlsUnavailable)
 }
 
 /// Failure to write a kubeconfig.
@@ -83,6 +112,7 @@ pub struct Running {
     store: Store,
     faults: Faults,
     options: Options,
+    ca_pem: Option<String>,
     shutdown: watch::Sender<bool>,
     tasks: Option<tokio::task::JoinHandle<()>>,
 }
@@ -108,6 +138,7 @@ impl TestApiServer {
     pub async fn start(options: Options) -> Result<Running, StartError> {
         let listener = TcpListener::bind("127.0.0.1:0").await.map_err(StartError::Bind)?;
         let addr = listener.local_addr().map_err(StartError::Bind)?;
+        let (acceptor, ca_pem) = setup_tls(options.tls)?;
         let token = options.token.clone().unwrap_or_else(|| uuid::Uuid::new_v4().simple().to_string());
         let store = Store::new(Storage::new(options.history, 1000));
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
@@ -126,17 +157,22 @@ impl TestApiServer {
             shutdown: shutdown_rx.clone(),
         });
         let controllers = controllers::spawn(store.clone(), options.clone(), shutdown_rx.clone());
-        let accept = tokio::spawn(accept_loop(listener, state, shutdown_rx));
+        let accept = tokio::spawn(accept_loop(listener, acceptor, state, shutdown_rx));
         let tasks = tokio::spawn(async move {
             let _ = accept.await;
             let _ = controllers.await;
         });
         tracing::info!(k8s.api = %addr, "test API server started");
-        Ok(Running { addr, token, store, faults, options, shutdown, tasks: Some(tasks) })
+        Ok(Running { addr, token, store, faults, options, ca_pem, shutdown, tasks: Some(tasks) })
     }
 }
 
-async fn accept_loop(listener: TcpListener, state: Arc<AppState>, mut shutdown: watch::Receiver<bool>) {
+async fn accept_loop(
+    listener: TcpListener,
+    acceptor: Option<Acceptor>,
+    state: Arc<AppState>,
+    mut shutdown: watch::Receiver<bool>,
+) {
     let app = router(state.clone());
     let mut conns = JoinSet::new();
     loop {
@@ -167,8 +203,22 @@ async fn accept_loop(listener: TcpListener, state: Arc<AppState>, mut shutdown: 
                 Ok(app.oneshot(req.map(axum::body::Body::new)).await.unwrap_or_else(|e| match e {}))
             }
         });
+        let acceptor = acceptor.clone();
         conns.spawn(async move {
-            let _ = hyper::server::conn::http1::Builder::new().serve_connection(TokioIo::new(stream), svc).await;
+            let http = hyper::server::conn::http1::Builder::new();
+            match acceptor {
+                #[cfg(feature = "tls")]
+                Some(acceptor) => {
+                    if let Ok(tls) = acceptor.accept(stream).await {
+                        let _ = http.serve_connection(TokioIo::new(tls), svc).await;
+                    }
+                }
+                #[cfg(not(feature = "tls"))]
+                Some(never) => match never {},
+                None => {
+                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                }
+            }
         });
         while conns.try_join_next().is_some() {}
     }
@@ -177,9 +227,15 @@ async fn accept_loop(listener: TcpListener, state: Arc<AppState>, mut shutdown: 
 }
 
 impl Running {
-    /// The base URL, `http://127.0.0.1:<port>`.
+    /// The base URL, `http://127.0.0.1:<port>` (`https://` with TLS).
     pub fn url(&self) -> String {
-        format!("http://{}", self.addr)
+        let scheme = if self.ca_pem.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
+    }
+
+    /// The server certificate in PEM, which clients must trust, when serving TLS.
+    pub fn ca_pem(&self) -> Option<&str> {
+        self.ca_pem.as_deref()
     }
 
     /// The socket address.
@@ -210,10 +266,19 @@ impl Running {
     /// A kubeconfig (cluster `lifeboat-test`, user with the bearer token, default namespace `default`).
     pub fn kubeconfig_yaml(&self) -> String {
         format!(
-            "apiVersion: v1\nkind: Config\nclusters:\n- name: lifeboat-test\n  cluster:\n    server: {url}\ncontexts:\n- name: lifeboat-test\n  context:\n    cluster: lifeboat-test\n    user: lifeboat-test\n    namespace: default\ncurrent-context: lifeboat-test\nusers:\n- name: lifeboat-test\n  user:\n    token: {token}\npreferences: {{}}\n",
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: lifeboat-test\n  cluster:\n    server: {url}\n{ca}contexts:\n- name: lifeboat-test\n  context:\n    cluster: lifeboat-test\n    user: lifeboat-test\n    namespace: default\ncurrent-context: lifeboat-test\nusers:\n- name: lifeboat-test\n  user:\n    token: {token}\npreferences: {{}}\n",
             url = self.url(),
-            token = self.token
+            token = self.token,
+            ca = self.ca_data_line()
         )
+    }
+
+    fn ca_data_line(&self) -> String {
+        #[cfg(feature = "tls")]
+        if let Some(pem) = &self.ca_pem {
+            return format!("    certificate-authority-data: {}\n", crate::tls::base64(pem.as_bytes()));
+        }
+        String::new()
     }
 
     /// Writes [`Running::kubeconfig_yaml`] to `path`.
