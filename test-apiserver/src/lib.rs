@@ -22,7 +22,7 @@
 //!   networking, rbac, storage, apiextensions) plus established CRDs. `/version`, `/healthz`.
 //! - OpenAPI v3 index and per-group-version documents listing paths and parameters but no
 //!   schemas (enough for kubectl's `fieldValidation` check, so `kubectl apply` validates
-//!   server-side by default). `/openapi/v2` is not served.
+//!   server-side by default). `/openapi/v2` is an empty document (protobuf or JSON).
 //! - Verbs get, list, watch, create, update, patch (JSON, merge, strategic-merge subset, apply),
 //!   delete, deletecollection, as each resource's discovery entry allows; the `status`
 //!   subresource (and `namespaces/finalize`).

@@ -118,3 +118,35 @@ pub fn index(cat: &Catalog, server_version: &str) -> Value {
 pub fn lookup(cat: &Catalog, path: &str, server_version: &str) -> Option<Value> {
     cat.versions.iter().find(|gv| gv_path(gv) == path).map(|gv| document(gv, server_version))
 }
+
+/// The Content-Type the real server answers protobuf OpenAPI v2 with (clients ask for
+/// `application/com.github.proto-openapi.spec.v2@v1.0+protobuf`, which Go's mime parser rejects
+/// as a response type).
+pub const V2_PROTOBUF: &str = "application/octet-stream";
+
+fn proto_string(field: u8, s: &str, out: &mut Vec<u8>) {
+    out.push((field << 3) | 2);
+    // Lengths here are short constants (< 128), so one varint byte suffices.
+    out.push(u8::try_from(s.len()).unwrap_or(0));
+    out.extend_from_slice(s.as_bytes());
+}
+
+/// `/openapi/v2` as protobuf (gnostic `openapi_v2.Document`): `swagger` and `info` only, no paths
+/// or definitions. kubectl 1.27 needs the document to exist; without definitions it falls back
+/// to its compiled-in types for strategic merge patches.
+pub fn v2_protobuf(server_version: &str) -> Vec<u8> {
+    let mut info = Vec::new();
+    proto_string(1, "Kubernetes", &mut info);
+    proto_string(2, &server_version.chars().take(64).collect::<String>(), &mut info);
+    let mut out = Vec::new();
+    proto_string(1, "2.0", &mut out);
+    out.push((2 << 3) | 2);
+    out.push(u8::try_from(info.len()).unwrap_or(0));
+    out.extend_from_slice(&info);
+    out
+}
+
+/// `/openapi/v2` as JSON, with the same (empty) content as [`v2_protobuf`].
+pub fn v2_json(server_version: &str) -> Value {
+    json!({"swagger": "2.0", "info": {"title": "Kubernetes", "version": server_version}, "paths": {}, "definitions": {}})
+}

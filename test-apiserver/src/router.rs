@@ -50,6 +50,7 @@ enum Route {
     GroupVersion(String, String),
     OpenApiIndex,
     OpenApi(String),
+    OpenApiV2,
     Resource(ResourcePath),
     Unknown,
 }
@@ -85,6 +86,7 @@ fn route(path: &str) -> Route {
         ["apis"] => Route::Apis,
         ["apis", g] => Route::Group((*g).into()),
         ["apis", g, v, rest @ ..] => parse_resource(g, v, rest),
+        ["openapi", "v2"] => Route::OpenApiV2,
         ["openapi", "v3"] => Route::OpenApiIndex,
         ["openapi", "v3", rest @ ..] => Route::OpenApi(rest.join("/")),
         _ => Route::Unknown,
@@ -136,6 +138,14 @@ async fn dispatch(State(st): State<Arc<AppState>>, req: Request) -> Response {
         Route::OpenApi(p) => openapi::lookup(&st.store.catalog(), &p, &st.server_version)
             .map(|v| json_response(StatusCode::OK, &v, "application/json"))
             .ok_or_else(ApiError::no_route),
+        Route::OpenApiV2 if accept.as_deref().is_some_and(|a| a.contains("protobuf")) => {
+            let mut resp = (StatusCode::OK, openapi::v2_protobuf(&st.server_version)).into_response();
+            resp.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static(openapi::V2_PROTOBUF));
+            Ok(resp)
+        }
+        Route::OpenApiV2 => {
+            Ok(json_response(StatusCode::OK, &openapi::v2_json(&st.server_version), "application/json"))
+        }
         Route::Resource(rp) => handlers::handle(&st, rp, req).await,
         Route::Unknown => Err(ApiError::no_route()),
     };

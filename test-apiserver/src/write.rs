@@ -70,8 +70,10 @@ fn spec_part(obj: &Value) -> Value {
     v
 }
 
+/// Custom resources and the workload/API objects with a spec-status split track `generation`;
+/// core objects (namespaces, pods, services, volumes) do not.
 fn tracks_generation(def: &ResourceDef) -> bool {
-    def.custom || def.has_status()
+    def.custom || (def.has_status() && (!def.group.is_empty() || def.plural == "replicationcontrollers"))
 }
 
 /// Two objects equal but for resourceVersion and managedFields (an update that changes nothing
