@@ -268,7 +268,7 @@ impl Catalog {
             }
         }
         for (_, vs) in &mut out {
-            vs.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+            vs.sort_by_key(|v| std::cmp::Reverse(version_priority(v)));
         }
         out
     }
@@ -311,7 +311,7 @@ mod tests {
     #[test]
     fn versions_sort_by_kubernetes_priority() {
         let mut v = vec!["v1beta1", "v1alpha1", "v2", "v1", "v2beta2"];
-        v.sort_by(|a, b| version_priority(b).cmp(&version_priority(a)));
+        v.sort_by_key(|x| std::cmp::Reverse(version_priority(x)));
         assert_eq!(v, ["v2", "v1", "v2beta2", "v1beta1", "v1alpha1"]);
     }
 }

@@ -6,7 +6,8 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::selectors::{FieldSelector, LabelSelector};
+use crate::fields::FieldSelector;
+use crate::selectors::LabelSelector;
 use crate::status::{ApiError, Cause};
 use crate::storage::ObjectKey;
 

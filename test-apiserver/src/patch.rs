@@ -226,7 +226,7 @@ pub fn strategic_merge(target: &Value, patch: &Value) -> Result<Value, ApiError>
     Ok(Value::Object(out))
 }
 
-fn reorder(field: &str, cur: &mut Vec<Value>, order: &[Value]) {
+fn reorder(field: &str, cur: &mut [Value], order: &[Value]) {
     let all: Vec<&Value> = cur.iter().chain(order.iter()).collect();
     let key = merge_key(field, &all);
     let id = |v: &Value| match key {

@@ -74,6 +74,9 @@ pub struct Event {
 
 type Objects = BTreeMap<GroupResource, BTreeMap<ObjectKey, Value>>;
 
+/// Kept changes after a resourceVersion, and a subscription for the ones to come.
+pub(crate) type Backlog = (Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>);
+
 pub(crate) struct Inner {
     rv: u64,
     objects: Objects,
@@ -154,7 +157,7 @@ impl Storage {
     }
 
     /// Subscribes and collects the kept changes after `rv`, atomically, for a watch.
-    pub(crate) fn watch_from(&self, rv: u64) -> Result<(Vec<Arc<Event>>, broadcast::Receiver<Arc<Event>>), Compacted> {
+    pub(crate) fn watch_from(&self, rv: u64) -> Result<Backlog, Compacted> {
         let inner = self.lock();
         if rv < inner.compacted {
             return Err(Compacted { requested: rv, oldest: inner.compacted });

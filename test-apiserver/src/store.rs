@@ -4,8 +4,8 @@
 use serde_json::{Value, json};
 
 use crate::catalog::{Catalog, ResourceDef};
+use crate::fields::supported_fields;
 use crate::list::{ContinueToken, ListOptions, continue_expired, paginate};
-use crate::selectors::supported_fields;
 use crate::status::ApiError;
 use crate::storage::{Compacted, GroupResource, ObjectKey, Storage};
 
