@@ -113,7 +113,7 @@ pub(crate) async fn handle(st: &AppState, rp: ResourcePath, req: Request) -> Res
             if !sd.verbs.iter().any(|v| v == verb) {
                 return Err(ApiError::method_not_allowed());
             }
-            if !matches!(s.as_str(), "status" | "finalize") {
+            if !matches!(s.as_str(), "status" | "finalize" | "scale") {
                 return Err(ApiError::internal(format!("the {s} subresource is not implemented by this test server")));
             }
             Some(s.as_str())
@@ -136,6 +136,20 @@ pub(crate) async fn handle(st: &AppState, rp: ResourcePath, req: Request) -> Res
     })?;
     let ok = |v: Value| json_response(StatusCode::OK, &v, "application/json");
     let store = &st.store;
+    if sub == Some("scale") {
+        let opts = write_options(&q, &headers)?;
+        return match verb {
+            "get" => store.get_scale(&def, &ns, &name).map(ok),
+            "update" => store.write_scale(&def, &ns, &name, decode_body(&headers, &body)?, None, &opts).map(ok),
+            _ => {
+                let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or_default();
+                let t = PatchType::from_content_type(ct, &def)?;
+                let patch: Value = serde_json::from_slice(&body)
+                    .map_err(|e| ApiError::bad_request(format!("error decoding patch: {e}")))?;
+                store.write_scale(&def, &ns, &name, patch, Some(t), &opts).map(ok)
+            }
+        };
+    }
     match verb {
         "list" => store.list_in(&def, rp.namespace.as_deref(), &ListOptions::from_query(&q)?).map(ok),
         "watch" => {

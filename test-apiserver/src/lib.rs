@@ -24,8 +24,8 @@
 //!   schemas (enough for kubectl's `fieldValidation` check, so `kubectl apply` validates
 //!   server-side by default). `/openapi/v2` is an empty document (protobuf or JSON).
 //! - Verbs get, list, watch, create, update, patch (JSON, merge, strategic-merge subset, apply),
-//!   delete, deletecollection, as each resource's discovery entry allows; the `status`
-//!   subresource (and `namespaces/finalize`).
+//!   delete, deletecollection, as each resource's discovery entry allows; the `status` and
+//!   `scale` subresources (and `namespaces/finalize`).
 //! - Metadata: global resourceVersion, optimistic concurrency, `generateName`, `uid`,
 //!   `creationTimestamp`, `generation`, minimal `managedFields`, finalizers and
 //!   `deletionTimestamp`, ownerReference garbage collection, namespace termination.
@@ -37,8 +37,8 @@
 //! # Not implemented
 //! Schema validation (unknown fields are accepted even with `fieldValidation=Strict`; no
 //! defaulting beyond a few fields), server-side apply field ownership and conflicts (apply merges),
-//! Table output (kubectl falls back to client-side printing), protobuf, HTTP/2, client certificates, `scale` and other
-//! subresources (500), pod graceful deletion (pods go at once), foreground deletion (treated as
+//! Table output (kubectl falls back to client-side printing), protobuf, HTTP/2, client certificates, subresources other than
+//! `status`, `scale` and `finalize` (exec, log, eviction, ...: 500), pod graceful deletion (pods go at once), foreground deletion (treated as
 //! background), admission webhooks, RBAC.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
@@ -59,6 +59,7 @@ mod options;
 pub mod patch;
 mod patch_write;
 mod router;
+mod scale;
 mod seed;
 pub mod selectors;
 mod server;

@@ -123,6 +123,10 @@ async fn exercise(server: &Running, k: &Kubectl<'_>, ns: &str) -> anyhow::Result
     assert_eq!(json["metadata"]["uid"], live["metadata"]["uid"]);
     assert_eq!(json["spec"]["replicas"], 2);
 
+    let scaled = k.ok(&["scale", "deployment", "web", "-n", ns, "--replicas=3"], None).await?;
+    assert!(scaled.contains("deployment.apps/web scaled"), "{scaled}");
+    assert_eq!(server.store().get("apps/v1", "Deployment", ns, "web")?["spec"]["replicas"], 3);
+
     let selected = k.ok(&["get", "cm", "-n", ns, "-l", "app=x", "-o", "name"], None).await?;
     assert_eq!(selected.trim(), "configmap/settings");
 

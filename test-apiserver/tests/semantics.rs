@@ -108,11 +108,15 @@ async fn status_is_written_only_through_its_subresource() -> anyhow::Result<()> 
         "status changes through the main resource are ignored"
     );
     assert_eq!(replaced.metadata.generation, Some(2));
-    let unchanged = api.replace("d", &PostParams::default(), &api.get("d").await?).await?;
-    assert_eq!(
-        unchanged.metadata.resource_version, replaced.metadata.resource_version,
-        "no-op updates are not written"
-    );
+    let scale = api.get_scale("d").await?;
+    assert_eq!((scale.spec.and_then(|s| s.replicas), scale.status.map(|s| s.replicas)), (Some(4), Some(3)));
+    let patched =
+        api.patch_scale("d", &PatchParams::default(), &Patch::Merge(json!({"spec": {"replicas": 0}}))).await?;
+    assert_eq!(patched.spec.and_then(|s| s.replicas), Some(0));
+    assert_eq!(api.get("d").await?.spec.and_then(|s| s.replicas), Some(0));
+    let current = api.get("d").await?;
+    let unchanged = api.replace("d", &PostParams::default(), &current).await?;
+    assert_eq!(unchanged.metadata.resource_version, current.metadata.resource_version, "no-op updates are not written");
     Ok(())
 }
 
