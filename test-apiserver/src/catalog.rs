@@ -59,6 +59,8 @@ pub struct ResourceDef {
     pub storage_version_hash: Option<String>,
     /// Whether a CustomResourceDefinition defines it.
     pub custom: bool,
+    /// The CRD version's `openAPIV3Schema` (custom resources only).
+    pub schema: Option<Value>,
 }
 
 impl ResourceDef {
@@ -135,6 +137,7 @@ pub(crate) fn parse_resource_list(doc: &Value) -> Option<GroupVersion> {
             subresources: Vec::new(),
             storage_version_hash: r.get("storageVersionHash").and_then(Value::as_str).map(String::from),
             custom: false,
+            schema: None,
         });
     }
     Some(GroupVersion { group, version, resources })
@@ -205,6 +208,7 @@ pub(crate) fn from_crd(crd: &Value) -> Vec<GroupVersion> {
                 subresources,
                 storage_version_hash: None,
                 custom: true,
+                schema: v["schema"].get("openAPIV3Schema").cloned(),
             }],
         });
     }

@@ -78,6 +78,7 @@ fn write_options(q: &BTreeMap<String, String>, headers: &HeaderMap) -> Result<Wr
         user_agent: headers.get(header::USER_AGENT).and_then(|v| v.to_str().ok()).map(String::from),
         dry_run: q.contains_key("dryRun"),
         force: q.get("force").is_some_and(|f| f == "true"),
+        strict: q.get("fieldValidation").is_some_and(|v| v == "Strict"),
     })
 }
 

@@ -35,11 +35,15 @@
 //!   controller for Azure Disk.
 //!
 //! # Not implemented
-//! Schema validation (unknown fields are accepted even with `fieldValidation=Strict`; no
-//! defaulting beyond a few fields), server-side apply field ownership and conflicts (apply merges),
-//! Table output (kubectl falls back to client-side printing), protobuf, HTTP/2, client certificates, subresources other than
-//! `status`, `scale` and `finalize` (exec, log, eviction, ...: 500), pod graceful deletion (pods go at once), foreground deletion (treated as
-//! background), admission webhooks, RBAC.
+//! - Schema validation of built-in types: unknown fields are accepted even with
+//!   `fieldValidation=Strict`, and there is no defaulting beyond a few fields. Custom resources are
+//!   pruned to their structural schema (rejected under `Strict`), but types are not checked.
+//! - Server-side apply field ownership and conflicts: apply creates or merges.
+//! - Table output (kubectl falls back to client-side printing), protobuf request bodies (kubectl
+//!   1.3x `create configmap`-style generators send them and get 415), HTTP/2, client certificates.
+//! - Subresources other than `status`, `scale` and `finalize` (exec, log, eviction: 500).
+//! - Pod graceful deletion (pods go at once), foreground deletion (treated as background),
+//!   admission webhooks, RBAC.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 
@@ -58,6 +62,7 @@ mod openapi;
 mod options;
 pub mod patch;
 mod patch_write;
+pub mod pruning;
 mod router;
 mod scale;
 mod seed;

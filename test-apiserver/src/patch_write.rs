@@ -118,6 +118,7 @@ impl Store {
                 {
                     m.insert("namespace".into(), Value::String(ns.to_string()));
                 }
+                crate::pruning::apply(&mut applied, def.schema.as_ref(), opts.strict)?;
                 return create_locked(tx, def, applied, &manager, operation, opts.dry_run)
                     .map(|o| (present(def, o), true));
             };
@@ -138,6 +139,7 @@ impl Store {
                 return Err(ApiError::bad_request("the patched object is not a JSON object"));
             }
             check_type(def, &mut patched)?;
+            crate::pruning::apply(&mut patched, def.schema.as_ref(), opts.strict)?;
             if def.namespaced && meta_str(&patched, "namespace") != ns {
                 return Err(ApiError::bad_request(
                     "the namespace of the provided object does not match the namespace sent on the request",

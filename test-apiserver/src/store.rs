@@ -20,6 +20,9 @@ pub struct WriteOptions {
     pub dry_run: bool,
     /// `force` (apply only).
     pub force: bool,
+    /// `fieldValidation=Strict`: unknown fields of custom resources fail the request instead of
+    /// being pruned.
+    pub strict: bool,
 }
 
 /// A handle on the server's objects, with the same semantics as the HTTP API (validation,

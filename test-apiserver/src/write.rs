@@ -105,6 +105,7 @@ impl Store {
     ) -> Result<Value, ApiError> {
         check_type(def, &mut obj)?;
         check_namespace(def, &mut obj, ns)?;
+        crate::pruning::apply(&mut obj, def.schema.as_ref(), opts.strict)?;
         let manager = meta::manager_name(opts.field_manager.as_deref(), opts.user_agent.as_deref());
         self.storage.write(|tx| create_locked(tx, def, obj, &manager, "Update", opts.dry_run)).map(|o| present(def, o))
     }
@@ -124,6 +125,7 @@ impl Store {
     ) -> Result<Value, ApiError> {
         check_type(def, &mut obj)?;
         check_namespace(def, &mut obj, if def.namespaced { ns } else { "" })?;
+        crate::pruning::apply(&mut obj, def.schema.as_ref(), opts.strict)?;
         let manager = meta::manager_name(opts.field_manager.as_deref(), opts.user_agent.as_deref());
         self.storage
             .write(|tx| update_locked(tx, def, ns, name, obj, &manager, "Update", sub, opts.dry_run))

@@ -77,6 +77,10 @@ async fn apply_and_patches_follow_their_content_types() -> anyhow::Result<()> {
     let (code, _, body) =
         raw(&client, "PATCH", widget, "application/merge-patch+json", json!({"spec": {"size": 2}})).await?;
     assert_eq!((code, body["spec"]["size"].as_i64(), body["metadata"]["generation"].as_i64()), (200, Some(2), Some(2)));
+    let strict = format!("{widget}?fieldValidation=Strict");
+    let (code, _, body) =
+        raw(&client, "PATCH", &strict, "application/merge-patch+json", json!({"spec": {"typo": 1}})).await?;
+    assert_eq!((code, body["message"].as_str()), (400, Some("strict decoding error: unknown field \"spec.typo\"")));
     Ok(())
 }
 
