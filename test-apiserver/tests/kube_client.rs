@@ -279,3 +279,32 @@ async fn bad_tokens_get_401_and_injected_faults_pass() -> anyhow::Result<()> {
     assert_eq!(server.faults().served(), 6);
     Ok(())
 }
+
+#[tokio::test]
+async fn streaming_list_watchers_get_initial_events_then_changes() -> anyhow::Result<()> {
+    use futures_util::TryStreamExt;
+    use kube::runtime::watcher::{self, Event};
+    let (_server, client, _dir) = start().await?;
+    namespace(&client, "stream").await?;
+    let api: Api<ConfigMap> = Api::namespaced(client.clone(), "stream");
+    for n in ["a", "b"] {
+        api.create(&PostParams::default(), &cm(n, "x")).await?;
+    }
+    let mut events = Box::pin(watcher::watcher(api.clone(), watcher::Config::default().streaming_lists()));
+    let mut initial = Vec::new();
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), events.try_next()).await?? {
+            Some(Event::Init) => {}
+            Some(Event::InitApply(o)) => initial.push(o.metadata.name.unwrap_or_default()),
+            Some(Event::InitDone) => break,
+            other => anyhow::bail!("unexpected {other:?}"),
+        }
+    }
+    assert_eq!(initial, ["a", "b"]);
+    api.create(&PostParams::default(), &cm("c", "x")).await?;
+    match tokio::time::timeout(Duration::from_secs(5), events.try_next()).await?? {
+        Some(Event::Apply(o)) => assert_eq!(o.metadata.name.as_deref(), Some("c")),
+        other => anyhow::bail!("expected the new object, got {other:?}"),
+    }
+    Ok(())
+}
