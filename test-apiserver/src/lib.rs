@@ -15,6 +15,17 @@
 //! # Ok(()) }
 //! ```
 //!
+//! # Public API
+//! - [`TestApiServer::start`]`(Options) -> Result<Running, StartError>` binds 127.0.0.1 on an
+//!   ephemeral port (HTTPS with a self-signed certificate when [`Options::tls`]).
+//! - [`Running`]: `url()`, `addr()`, `token()`, `ca_pem()`, `kubeconfig_yaml()`,
+//!   `write_kubeconfig(&Path)`, `faults() -> &Faults`, `store() -> &Store`, `options()`,
+//!   `seed_snapshot_crds()`, `seed_sample_app(namespace) -> SampleApp`,
+//!   `wait_for_kind(api_version, kind)`, `shutdown()`.
+//! - [`Store`]: `create`, `get`, `list`, `update`, `update_status`, `delete` on JSON objects with
+//!   the HTTP API's semantics; `catalog()`, `resource_version()`, `compact()`.
+//! - [`Faults`]: `inject(FaultRule)`, `pending()`, `served()`, `clear()`.
+//!
 //! # What is served
 //! - Discovery: `/api`, `/api/v1`, `/apis`, `/apis/{group}`, `/apis/{group}/{version}`, and
 //!   aggregated discovery (`apidiscovery.k8s.io` v2 and v2beta1) — generated from real
