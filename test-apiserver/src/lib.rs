@@ -1,0 +1,99 @@
+//! A strict in-process Kubernetes API server for tests and the demo mode.
+//!
+//! No kube-apiserver can run here, so Lifeboat owns one. It speaks the real wire protocol (JSON
+//! over HTTP/1.1) closely enough that `kube` and several `kubectl` versions work against it
+//! unchanged, and it is strict where the real server is strict, with the real error bodies.
+//!
+//! ```no_run
+//! # async fn demo() -> Result<(), Box<dyn std::error::Error>> {
+//! use lifeboat_test_apiserver::{Options, TestApiServer};
+//! let server = TestApiServer::start(Options::default()).await?;
+//! server.seed_sample_app("shop").await?;
+//! server.write_kubeconfig(std::path::Path::new("/tmp/kubeconfig"))?;
+//! println!("{} (token {})", server.url(), server.token());
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+//!
+//! # Public API
+//! - [`TestApiServer::start`]`(Options) -> Result<Running, StartError>` binds 127.0.0.1 on an
+//!   ephemeral port (HTTPS with a self-signed certificate when [`Options::tls`]).
+//! - [`Running`]: `url()`, `addr()`, `token()`, `ca_pem()`, `kubeconfig_yaml()`,
+//!   `write_kubeconfig(&Path)`, `faults() -> &Faults`, `store() -> &Store`, `options()`,
+//!   `seed_snapshot_crds()`, `seed_sample_app(namespace) -> SampleApp`,
+//!   `wait_for_kind(api_version, kind)`, `shutdown()`.
+//! - [`Store`]: `create`, `get`, `list`, `update`, `update_status`, `delete` on JSON objects with
+//!   the HTTP API's semantics; `catalog()`, `resource_version()`, `compact()`.
+//! - [`Faults`]: `inject(FaultRule)`, `pending()`, `served()`, `clear()`.
+//!
+//! # What is served
+//! - Discovery: `/api`, `/api/v1`, `/apis`, `/apis/{group}`, `/apis/{group}/{version}`, and
+//!   aggregated discovery (`apidiscovery.k8s.io` v2 and v2beta1) — generated from real
+//!   `APIResourceList` documents embedded from `data/` (core v1, apps, batch, autoscaling/v2,
+//!   networking, rbac, storage, apiextensions) plus established CRDs. `/version`, `/healthz`.
+//! - OpenAPI v3 index and per-group-version documents listing paths and parameters but no
+//!   schemas (enough for kubectl's `fieldValidation` check, so `kubectl apply` validates
+//!   server-side by default). `/openapi/v2` is an empty document (protobuf or JSON).
+//! - Verbs get, list, watch, create, update, patch (JSON, merge, strategic-merge subset, apply),
+//!   delete, deletecollection, as each resource's discovery entry allows; the `status` and
+//!   `scale` subresources (and `namespaces/finalize`).
+//! - Metadata: global resourceVersion, optimistic concurrency, `generateName`, `uid`,
+//!   `creationTimestamp`, `generation`, minimal `managedFields`, finalizers and
+//!   `deletionTimestamp`, ownerReference garbage collection, namespace termination.
+//! - Lists with `limit`/`continue` (consistent snapshots rebuilt from history), selectors,
+//!   `resourceVersion`/`resourceVersionMatch`; watches with bookmarks and `sendInitialEvents`.
+//! - Bearer-token authentication, fault injection ([`Faults`]) and a simulated CSI snapshot
+//!   controller for Azure Disk.
+//!
+//! # Not implemented
+//! - Schema validation of built-in types: unknown fields are accepted even with
+//!   `fieldValidation=Strict`, and there is no defaulting beyond a few fields. Custom resources are
+//!   pruned to their structural schema (rejected under `Strict`), but types are not checked.
+//! - Server-side apply field ownership and conflicts: apply creates or merges.
+//! - Table output (kubectl falls back to client-side printing), protobuf request bodies (kubectl
+//!   1.3x `create configmap`-style generators send them and get 415), HTTP/2, client certificates.
+//! - Subresources other than `status`, `scale` and `finalize` (exec, log, eviction: 500).
+//! - Pod graceful deletion (pods go at once), foreground deletion (treated as background),
+//!   admission webhooks, RBAC.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
+#![deny(missing_docs)]
+
+mod admission;
+mod auth;
+pub mod catalog;
+mod controllers;
+mod delete;
+pub mod discovery;
+mod faults;
+pub mod fields;
+mod handlers;
+mod list;
+pub mod meta;
+mod openapi;
+mod options;
+pub mod patch;
+mod patch_write;
+pub mod pruning;
+mod router;
+mod scale;
+mod seed;
+pub mod selectors;
+mod server;
+mod snapshots;
+pub mod status;
+mod storage;
+mod store;
+#[cfg(feature = "tls")]
+mod tls;
+mod watch;
+mod write;
+
+pub use delete::DeleteOptions;
+pub use faults::{Fault, FaultRule, Faults};
+pub use list::ListOptions;
+pub use seed::{AZURE_DISK_DRIVER, SampleApp};
+pub use server::{KubeconfigError, Options, Running, StartError, TestApiServer};
+pub use status::ApiError;
+pub use store::{Store, WriteOptions};
+#[cfg(feature = "tls")]
+pub use tls::TlsError;
