@@ -5,12 +5,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
-use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
 use lifeboat_shared::adapters::kube::KubeconfigConnector;
+use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
 use lifeboat_shared::adapters::log_alert::LogAlertSink;
 use lifeboat_shared::adapters::sqlite::{QueueSettings, SqliteQueue, SqliteStateStore};
 use lifeboat_shared::domain::policy::Config;
-use lifeboat_shared::ports::{AlertSink, Bus, Clock, ClusterConnector, ObjectStore, QueueReceiver, StateStore, SystemClock};
+use lifeboat_shared::ports::{
+    AlertSink, Bus, Clock, ClusterConnector, ObjectStore, QueueReceiver, StateStore, SystemClock,
+};
 use lifeboat_shared::workflows::backup::BackupSettings;
 
 use crate::function_defs::{self, FunctionDef};

@@ -36,7 +36,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     // The Azure adapters (Blob, Table, Service Bus) are wired here by the Azure issue; until
     // then the handler keeps its state in the embedded stores under LIFEBOAT_DATA.
     let data = DataDir::new(&args.local.data);
-    let (app, _queue) = app::embedded(&data, config, Settings { tick_period, ..Settings::default() }).context("building the app")?;
+    let (app, _queue) =
+        app::embedded(&data, config, Settings { tick_period, ..Settings::default() }).context("building the app")?;
     custom_handler::serve(app, port, super::up::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

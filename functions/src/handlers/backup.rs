@@ -24,7 +24,8 @@ pub(crate) async fn handle(app: &AppState, input: &MessageInput) -> Result<Outco
         cluster: cluster.as_ref(),
         now: app.clock.now(),
     };
-    let outcome = backup::run(&deps, &app.settings.backup, &app.config, &request).await.map_err(|e| failure(&request, e))?;
+    let outcome =
+        backup::run(&deps, &app.settings.backup, &app.config, &request).await.map_err(|e| failure(&request, e))?;
     Ok(Outcome::done(vec![describe(&request, &outcome)]))
 }
 
@@ -35,7 +36,9 @@ pub(crate) fn describe(request: &BackupRequest, outcome: &BackupOutcome) -> Stri
         BackupOutcome::Committed { objects, partial: true } => {
             format!("backup {id} committed, partially: {objects} objects; see the manifest's warnings")
         }
-        BackupOutcome::WaitingForSnapshots { snapshots } => format!("backup {id}: waiting for {snapshots} volume snapshot(s)"),
+        BackupOutcome::WaitingForSnapshots { snapshots } => {
+            format!("backup {id}: waiting for {snapshots} volume snapshot(s)")
+        }
         BackupOutcome::AlreadyDone(state) => format!("backup {id} is already {state:?}: nothing to do"),
         BackupOutcome::Failed(reason) => format!("backup {id} failed: {reason}"),
     }

@@ -148,5 +148,8 @@ pub trait ClusterConnector: Send + Sync {
     /// # Errors
     /// [`ClusterError::Invalid`] when the cluster's connection settings cannot be used,
     /// [`ClusterError::Unavailable`] when it cannot be reached.
-    async fn connect(&self, cluster: &crate::domain::policy::Cluster) -> Result<std::sync::Arc<dyn Cluster>, ClusterError>;
+    async fn connect(
+        &self,
+        cluster: &crate::domain::policy::Cluster,
+    ) -> Result<std::sync::Arc<dyn Cluster>, ClusterError>;
 }

@@ -13,7 +13,12 @@ use crate::domain::records::BackupState;
 ///
 /// # Errors
 /// [`BackupError`]; see [`BackupError::is_transient`].
-pub async fn run(deps: &Deps<'_>, settings: &BackupSettings, config: &Config, check: &SnapshotCheck) -> Result<Outcome, BackupError> {
+pub async fn run(
+    deps: &Deps<'_>,
+    settings: &BackupSettings,
+    config: &Config,
+    check: &SnapshotCheck,
+) -> Result<Outcome, BackupError> {
     let Some((mut record, etag)) = catalog::get(deps.state, &check.cluster, &check.backup_id).await? else {
         return Err(BackupError::UnknownBackup(check.backup_id.to_string()));
     };
@@ -40,7 +45,10 @@ pub async fn run(deps: &Deps<'_>, settings: &BackupSettings, config: &Config, ch
     }
     if pending {
         for s in record.snapshots.iter_mut().filter(|s| s.handle.is_none() && s.error.is_none()) {
-            s.error = Some(format!("not ready by the deadline ({})", record.snapshot_deadline.map(|d| d.to_rfc3339()).unwrap_or_default()));
+            s.error = Some(format!(
+                "not ready by the deadline ({})",
+                record.snapshot_deadline.map(|d| d.to_rfc3339()).unwrap_or_default()
+            ));
         }
     }
     backup::commit(deps, policy, &mut record, etag).await

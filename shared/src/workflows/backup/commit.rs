@@ -45,7 +45,12 @@ async fn load_export(deps: &Deps<'_>, record: &BackupRecord) -> Result<ExportDoc
     let key = layout::export_key(&record.cluster, &record.backup_id);
     let (_, body) = deps.objects.get(&key, None).await?;
     let bytes = collect_bytes(body).await.map_err(|e| {
-        BackupError::Objects(ObjectStoreError::Unavailable { operation: "get", key: key.clone(), transient: true, source: Box::new(e) })
+        BackupError::Objects(ObjectStoreError::Unavailable {
+            operation: "get",
+            key: key.clone(),
+            transient: true,
+            source: Box::new(e),
+        })
     })?;
     serde_json::from_slice(&bytes).map_err(|e| BackupError::NotYet(format!("export record {key} is unreadable: {e}")))
 }
@@ -54,13 +59,21 @@ async fn load_export(deps: &Deps<'_>, record: &BackupRecord) -> Result<ExportDoc
 ///
 /// # Errors
 /// [`BackupError`].
-pub async fn commit(deps: &Deps<'_>, policy: &Policy, record: &mut BackupRecord, etag: ETag) -> Result<Outcome, BackupError> {
+pub async fn commit(
+    deps: &Deps<'_>,
+    policy: &Policy,
+    record: &mut BackupRecord,
+    etag: ETag,
+) -> Result<Outcome, BackupError> {
     let doc = load_export(deps, record).await?;
     let archive_key = layout::archive_key(&record.cluster, &record.backup_id);
     let mut warnings = record.warnings.clone();
-    warnings.extend(record.snapshots.iter().filter_map(|s| {
-        s.error.as_ref().map(|e| format!("snapshot of PVC {}/{} failed: {e}", s.namespace, s.pvc))
-    }));
+    warnings.extend(
+        record
+            .snapshots
+            .iter()
+            .filter_map(|s| s.error.as_ref().map(|e| format!("snapshot of PVC {}/{} failed: {e}", s.namespace, s.pvc))),
+    );
     let manifest = Manifest {
         format: MANIFEST_FORMAT,
         backup_id: record.backup_id.clone(),
@@ -89,9 +102,18 @@ pub async fn commit(deps: &Deps<'_>, policy: &Policy, record: &mut BackupRecord,
     };
     let partial = manifest.is_partial();
     let objects = manifest.objects.len() as u64;
-    let bytes = serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::NotYet(format!("encoding the manifest: {e}")))?;
+    let bytes =
+        serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::NotYet(format!("encoding the manifest: {e}")))?;
     let key = layout::manifest_key(&record.cluster, &record.backup_id);
-    match deps.objects.put(&key, stream_from_bytes(bytes), PutOptions { if_absent: true, content_type: Some("application/json".into()) }).await {
+    match deps
+        .objects
+        .put(
+            &key,
+            stream_from_bytes(bytes),
+            PutOptions { if_absent: true, content_type: Some("application/json".into()) },
+        )
+        .await
+    {
         Ok(_) => {}
         Err(ObjectStoreError::AlreadyExists { .. }) => {} // committed by an earlier delivery
         Err(e) => return Err(e.into()),

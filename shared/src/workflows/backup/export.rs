@@ -14,7 +14,9 @@ use tokio::sync::mpsc;
 use crate::archive::{ArchiveOptions, ArchiveSummary, ArchiveWriter, EntryPath, EntryRecord, channel};
 use crate::domain::policy::{ClusterScoped, Selection};
 use crate::domain::resources::ApiResourceInfo;
-use crate::domain::selection::{BACKUP_ID_LABEL, ClusterRef, cluster_references, crd_names, namespace_selected, plan_resources};
+use crate::domain::selection::{
+    BACKUP_ID_LABEL, ClusterRef, cluster_references, crd_names, namespace_selected, plan_resources,
+};
 use crate::ports::cluster::{Cluster, ClusterError};
 use crate::ports::object_store::{ObjectStore, PutOptions};
 use crate::workflows::retry::{RetryPolicy, with_retry};
@@ -181,7 +183,10 @@ impl Lister<'_> {
         }
         let bytes = serde_json::to_vec_pretty(&object).map_err(|e| ExportError::Archive(e.to_string()))?;
         *found.counts.entry(r.group_resource()).or_default() += 1;
-        self.tx.send(Item::Object(path, bytes)).await.map_err(|_| ExportError::Archive("the archive writer stopped".into()))
+        self.tx
+            .send(Item::Object(path, bytes))
+            .await
+            .map_err(|_| ExportError::Archive("the archive writer stopped".into()))
     }
 
     /// Lists every page of `r` in `namespace` (or everywhere).
@@ -252,11 +257,14 @@ pub async fn export(
             stored.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }))
     };
-    let upload = objects.put(key, counted, PutOptions { if_absent: false, content_type: Some("application/zstd".into()) });
+    let upload =
+        objects.put(key, counted, PutOptions { if_absent: false, content_type: Some("application/zstd".into()) });
 
     let lister = Lister { cluster, options, selection, namespaces: &selected, tx };
     let listing = async move {
-        let result = list_selected(&lister, &plan.namespaced, &plan.cluster_scoped, &by_name, &namespace_objects, selection).await;
+        let result =
+            list_selected(&lister, &plan.namespaced, &plan.cluster_scoped, &by_name, &namespace_objects, selection)
+                .await;
         if let Err(e) = &result {
             // The writer must fail the upload rather than finish a partial archive.
             let _ = lister.tx.send(Item::Abort(e.to_string())).await;
@@ -304,8 +312,12 @@ async fn list_selected(
         .chain(cluster_scoped.iter().map(|r| (r, None)))
         .collect();
     let mut found = Found::default();
-    let mut results = futures_util::stream::iter(units.into_iter().map(|(r, ns)| lister.list_unit(r, ns)))
-        .buffer_unordered(lister.options.list_concurrency.max(1));
+    // Boxed so the future stays Send for any lifetime (stream combinators over borrowing
+    // closures otherwise trip rustc's higher-ranked Send check).
+    type Unit<'f> = std::pin::Pin<Box<dyn std::future::Future<Output = Result<Found, ExportError>> + Send + 'f>>;
+    let futures: Vec<Unit<'_>> =
+        units.into_iter().map(|(r, ns)| Box::pin(lister.list_unit(r, ns)) as Unit<'_>).collect();
+    let mut results = futures_util::stream::iter(futures).buffer_unordered(lister.options.list_concurrency.max(1));
     while let Some(unit) = results.next().await {
         found.merge(unit?);
     }
@@ -338,8 +350,11 @@ async fn auto_cluster_scoped(
     let crd_type = "customresourcedefinitions.apiextensions.k8s.io";
     if let Some(crds) = by_name.get(crd_type) {
         let listed = list_everything(lister.cluster, crds, lister.options).await.map_err(ExportError::Cluster)?;
-        let names: BTreeSet<String> =
-            listed.iter().filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str)).map(str::to_owned).collect();
+        let names: BTreeSet<String> = listed
+            .iter()
+            .filter_map(|c| c.pointer("/metadata/name").and_then(Value::as_str))
+            .map(str::to_owned)
+            .collect();
         let used: BTreeSet<String> = found.counts.keys().cloned().collect();
         wanted.extend(crd_names(&used, &names));
     }
@@ -355,7 +370,9 @@ async fn auto_cluster_scoped(
                 lister.send(r, object, &mut extra).await?;
             }
             Ok(None) => {}
-            Err(e @ ClusterError::Forbidden { .. }) => extra.warnings.push(format!("{} not backed up: {e}", reference.name)),
+            Err(e @ ClusterError::Forbidden { .. }) => {
+                extra.warnings.push(format!("{} not backed up: {e}", reference.name))
+            }
             Err(e) => return Err(ExportError::Cluster(e)),
         }
     }
@@ -363,11 +380,16 @@ async fn auto_cluster_scoped(
 }
 
 /// Every object of a type (for small types: namespaces, CRDs).
-async fn list_everything(cluster: &dyn Cluster, r: &ApiResourceInfo, options: &ExportOptions) -> Result<Vec<Value>, ClusterError> {
+async fn list_everything(
+    cluster: &dyn Cluster,
+    r: &ApiResourceInfo,
+    options: &ExportOptions,
+) -> Result<Vec<Value>, ClusterError> {
     let mut all = Vec::new();
     let mut token: Option<String> = None;
     loop {
-        let page = with_retry(options.retry, || cluster.list(r, None, None, options.page_size, token.as_deref())).await?;
+        let page =
+            with_retry(options.retry, || cluster.list(r, None, None, options.page_size, token.as_deref())).await?;
         all.extend(page.items);
         match page.continue_token {
             Some(t) => token = Some(t),
@@ -379,7 +401,11 @@ async fn list_everything(cluster: &dyn Cluster, r: &ApiResourceInfo, options: &E
 type Written = Result<(Vec<EntryRecord>, ArchiveSummary), ExportError>;
 
 /// The writer thread: objects in, archive out; an abort or an error fails the stream.
-fn write_archive(mut sink: crate::archive::ChannelWriter, mut rx: mpsc::Receiver<Item>, options: &ArchiveOptions) -> Written {
+fn write_archive(
+    mut sink: crate::archive::ChannelWriter,
+    mut rx: mpsc::Receiver<Item>,
+    options: &ArchiveOptions,
+) -> Written {
     let result = (|| {
         let mut writer = ArchiveWriter::new(&mut sink, options).map_err(|e| ExportError::Archive(e.to_string()))?;
         let mut records = Vec::new();

@@ -134,7 +134,11 @@ impl BackupError {
 ///
 /// # Errors
 /// [`BackupError::UnknownTarget`].
-pub fn target<'c>(config: &'c Config, request_policy: &str, request_cluster: &str) -> Result<(&'c Policy, &'c ClusterDef), BackupError> {
+pub fn target<'c>(
+    config: &'c Config,
+    request_policy: &str,
+    request_cluster: &str,
+) -> Result<(&'c Policy, &'c ClusterDef), BackupError> {
     let policy = config
         .policies
         .values()
@@ -144,7 +148,9 @@ pub fn target<'c>(config: &'c Config, request_policy: &str, request_cluster: &st
         .clusters
         .values()
         .find(|c| c.name.as_str() == request_cluster && policy.spec.clusters.contains(&c.name))
-        .ok_or_else(|| BackupError::UnknownTarget(format!("policy {request_policy} does not protect cluster {request_cluster}")))?;
+        .ok_or_else(|| {
+            BackupError::UnknownTarget(format!("policy {request_policy} does not protect cluster {request_cluster}"))
+        })?;
     Ok((policy, cluster))
 }
 
@@ -152,7 +158,12 @@ pub fn target<'c>(config: &'c Config, request_policy: &str, request_cluster: &st
 ///
 /// # Errors
 /// [`BackupError`]; see [`BackupError::is_transient`].
-pub async fn run(deps: &Deps<'_>, settings: &BackupSettings, config: &Config, request: &BackupRequest) -> Result<Outcome, BackupError> {
+pub async fn run(
+    deps: &Deps<'_>,
+    settings: &BackupSettings,
+    config: &Config,
+    request: &BackupRequest,
+) -> Result<Outcome, BackupError> {
     let (policy, cluster_def) = target(config, request.policy.as_str(), request.cluster.as_str())?;
     let fresh = BackupRecord::requested(
         request.backup_id.clone(),
@@ -179,7 +190,15 @@ pub async fn run(deps: &Deps<'_>, settings: &BackupSettings, config: &Config, re
 
     let archive_key = layout::archive_key(&record.cluster, &record.backup_id);
     let cluster_version = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.version()).await?;
-    let export = match export::export(deps.cluster, deps.objects, &archive_key, &policy.spec.selection, &settings.export).await {
+    let export = match export::export(
+        deps.cluster,
+        deps.objects,
+        &archive_key,
+        &policy.spec.selection,
+        &settings.export,
+    )
+    .await
+    {
         Ok(export) => export,
         Err(e) if !e.is_transient() => {
             let reason = format!("{e}: {}", error_chain(&e));
@@ -246,8 +265,14 @@ fn error_chain(e: &dyn std::error::Error) -> String {
 }
 
 /// Sends check number `attempt`, scheduled after the poll interval's backoff.
-pub(crate) async fn send_check(deps: &Deps<'_>, record: &BackupRecord, attempt: u32, settings: &BackupSettings) -> Result<(), BackupError> {
-    let wait = settings.snapshot_poll.saturating_mul(1 << attempt.saturating_sub(1).min(4)).min(Duration::from_secs(60));
+pub(crate) async fn send_check(
+    deps: &Deps<'_>,
+    record: &BackupRecord,
+    attempt: u32,
+    settings: &BackupSettings,
+) -> Result<(), BackupError> {
+    let wait =
+        settings.snapshot_poll.saturating_mul(1 << attempt.saturating_sub(1).min(4)).min(Duration::from_secs(60));
     let check = SnapshotCheck {
         schema_version: SnapshotCheck::SCHEMA_VERSION,
         backup_id: record.backup_id.clone(),
@@ -256,7 +281,8 @@ pub(crate) async fn send_check(deps: &Deps<'_>, record: &BackupRecord, attempt: 
         deadline: record.snapshot_deadline.unwrap_or(deps.now),
     };
     let at = deps.now + chrono::Duration::from_std(wait).unwrap_or_default();
-    let mut message = OutgoingMessage::json(SnapshotCheck::QUEUE.name(), check.message_id(), encode(&check)).scheduled_at(at);
+    let mut message =
+        OutgoingMessage::json(SnapshotCheck::QUEUE.name(), check.message_id(), encode(&check)).scheduled_at(at);
     message.correlation_id = Some(record.backup_id.to_string());
     deps.bus.send(message).await?;
     Ok(())

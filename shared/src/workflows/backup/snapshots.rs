@@ -44,14 +44,19 @@ fn str_at<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
 }
 
 /// The class for each driver: the one annotated default, else the first by name.
-async fn classes_by_driver(cluster: &dyn Cluster, apis: &SnapshotApis, retry: RetryPolicy) -> Result<BTreeMap<String, String>, ClusterError> {
+async fn classes_by_driver(
+    cluster: &dyn Cluster,
+    apis: &SnapshotApis,
+    retry: RetryPolicy,
+) -> Result<BTreeMap<String, String>, ClusterError> {
     let page = with_retry(retry, || cluster.list(&apis.classes, None, None, 500, None)).await?;
     let mut by_driver: BTreeMap<String, (bool, String)> = BTreeMap::new();
     for class in &page.items {
         let (Some(driver), Some(name)) = (str_at(class, "/driver"), str_at(class, "/metadata/name")) else { continue };
         let is_default =
             str_at(class, "/metadata/annotations/snapshot.storage.kubernetes.io~1is-default-class") == Some("true");
-        let better = by_driver.get(driver).is_none_or(|(d, n)| (is_default && !d) || (is_default == *d && name < n.as_str()));
+        let better =
+            by_driver.get(driver).is_none_or(|(d, n)| (is_default && !d) || (is_default == *d && name < n.as_str()));
         if better {
             by_driver.insert(driver.to_owned(), (is_default, name.to_owned()));
         }
@@ -124,7 +129,9 @@ pub(crate) async fn check(
 ) -> Result<bool, ClusterError> {
     let mut pending = false;
     for record in records.iter_mut().filter(|r| r.handle.is_none() && r.error.is_none()) {
-        let vs = with_retry(retry, || cluster.get(&apis.volume_snapshots, Some(&record.namespace), &record.volume_snapshot)).await?;
+        let vs =
+            with_retry(retry, || cluster.get(&apis.volume_snapshots, Some(&record.namespace), &record.volume_snapshot))
+                .await?;
         let Some(vs) = vs else {
             record.error = Some(format!("VolumeSnapshot {}/{} disappeared", record.namespace, record.volume_snapshot));
             continue;
@@ -139,9 +146,9 @@ pub(crate) async fn check(
             (true, Some(content_name)) => {
                 let content = with_retry(retry, || cluster.get(&apis.contents, None, content_name)).await?;
                 record.handle = content.as_ref().and_then(|c| str_at(c, "/status/snapshotHandle")).map(str::to_owned);
-                record.restore_size = str_at(&vs, "/status/restoreSize").map(str::to_owned).or_else(|| {
-                    content.as_ref().and_then(|c| c.pointer("/status/restoreSize")).map(|v| v.to_string())
-                });
+                record.restore_size = str_at(&vs, "/status/restoreSize")
+                    .map(str::to_owned)
+                    .or_else(|| content.as_ref().and_then(|c| c.pointer("/status/restoreSize")).map(|v| v.to_string()));
                 if record.handle.is_none() {
                     pending = true;
                 }
@@ -164,6 +171,9 @@ mod tests {
         assert_eq!(snapshot_name(&backup, &a), snapshot_name(&backup, &a));
         assert_ne!(snapshot_name(&backup, &a), snapshot_name(&backup, &b));
         let name = snapshot_name(&backup, &a);
-        assert!(name.len() <= 253 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'), "{name}");
+        assert!(
+            name.len() <= 253 && name.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'),
+            "{name}"
+        );
     }
 }
