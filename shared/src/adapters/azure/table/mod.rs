@@ -70,6 +70,17 @@ fn decode_failed(
     StateStoreError::Unavailable { operation, table: table.to_owned(), transient: false, source: Box::new(e) }
 }
 
+/// The three ways to write one entity.
+#[derive(Clone, Copy)]
+enum Write<'a> {
+    /// POST: fails if the key is taken.
+    Insert,
+    /// PUT without `If-Match`: inserts or replaces.
+    Upsert,
+    /// PUT with `If-Match`: replaces while the ETag matches.
+    Update(&'a ETag),
+}
+
 /// Continuation tokens: `az1.{hex NextPartitionKey}.{hex NextRowKey}`.
 fn encode_token(pk: &str, rk: &str) -> String {
     let hex = |s: &str| s.bytes().map(|b| format!("{b:02x}")).collect::<String>();
@@ -142,38 +153,29 @@ impl TableStateStore {
     }
 
     /// Insert, upsert or update of one entity; returns the new ETag.
-    async fn write(
-        &self,
-        target: Target<'_>,
-        entity: &Entity,
-        if_match: Option<&ETag>,
-    ) -> Result<ETag, StateStoreError> {
-        validate_table_name(target.table)?;
+    async fn write(&self, table: &str, entity: &Entity, kind: Write<'_>) -> Result<ETag, StateStoreError> {
+        validate_table_name(table)?;
         validate_entity(entity)?;
-        let body = Value::Object(entity::encode(entity));
-        let call = match (target.operation, if_match) {
-            ("insert", _) => Call::new(Method::Post, url::table_path(target.table)),
-            (_, if_match) => {
-                let call = Call::new(Method::Put, url::entity_path(target.table, target.partition_key, target.row_key));
-                match if_match {
-                    Some(etag) => call.if_match(etag.0.clone()),
-                    None => call,
-                }
-            }
-        }
-        .json(&body);
-        let answer = if if_match.is_some() {
+        let (partition_key, row_key) = (entity.partition_key.as_str(), entity.row_key.as_str());
+        let entity_path = || url::entity_path(table, partition_key, row_key);
+        let (operation, call) = match kind {
+            Write::Insert => ("insert", Call::new(Method::Post, url::table_path(table))),
+            Write::Upsert => ("upsert", Call::new(Method::Put, entity_path())),
+            Write::Update(etag) => ("update", Call::new(Method::Put, entity_path()).if_match(etag.0.clone())),
+        };
+        let call = call.json(&Value::Object(entity::encode(entity)));
+        let target = Target { operation, table, partition_key, row_key };
+        let answer = match kind {
             // An update never creates the table: a missing table means a missing entity.
-            self.send(target.operation, target.table, &call).await?
-        } else {
-            self.send_creating(target.operation, target.table, &call).await?
+            Write::Update(_) => self.send(operation, table, &call).await?,
+            Write::Insert | Write::Upsert => self.send_creating(operation, table, &call).await?,
         };
         if !(200..300).contains(&answer.status) {
             return Err(target.error(&answer));
         }
         let etag = answer.header("etag").ok_or_else(|| {
             ServiceError { status: answer.status, code: None, message: "the answer carries no ETag".into() }
-                .into_unavailable(target.operation, target.table)
+                .into_unavailable(operation, table)
         })?;
         Ok(ETag(etag))
     }
@@ -183,23 +185,17 @@ impl TableStateStore {
 impl StateStore for TableStateStore {
     #[instrument(skip(self, entity), fields(table.name = %table, table.partition_key = %entity.partition_key, table.row_key = %entity.row_key))]
     async fn insert(&self, table: &str, entity: &Entity) -> Result<ETag, StateStoreError> {
-        let target =
-            Target { operation: "insert", table, partition_key: &entity.partition_key, row_key: &entity.row_key };
-        self.write(target, entity, None).await
+        self.write(table, entity, Write::Insert).await
     }
 
     #[instrument(skip(self, entity), fields(table.name = %table, table.partition_key = %entity.partition_key, table.row_key = %entity.row_key))]
     async fn upsert(&self, table: &str, entity: &Entity) -> Result<ETag, StateStoreError> {
-        let target =
-            Target { operation: "upsert", table, partition_key: &entity.partition_key, row_key: &entity.row_key };
-        self.write(target, entity, None).await
+        self.write(table, entity, Write::Upsert).await
     }
 
     #[instrument(skip(self, entity, if_match), fields(table.name = %table, table.partition_key = %entity.partition_key, table.row_key = %entity.row_key))]
     async fn update(&self, table: &str, entity: &Entity, if_match: &ETag) -> Result<ETag, StateStoreError> {
-        let target =
-            Target { operation: "update", table, partition_key: &entity.partition_key, row_key: &entity.row_key };
-        self.write(target, entity, Some(if_match)).await
+        self.write(table, entity, Write::Update(if_match)).await
     }
 
     #[instrument(skip(self), fields(table.name = %table))]

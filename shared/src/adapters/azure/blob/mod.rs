@@ -9,19 +9,19 @@
 //!   (pinned to the first response's ETag, so a concurrent replace cannot mix two versions).
 //! - The container is created on the first write that finds it missing.
 
+mod upload;
+
 use std::num::NonZero;
 use std::ops::Range;
 
 use async_trait::async_trait;
-use azure_core::http::{Body, Etag, NoFormat, RequestContent};
 use azure_storage_blob::models::{
     BlobClientDownloadOptions, BlobClientGetPropertiesResultHeaders, BlobContainerClientListBlobsOptions,
-    BlockBlobClientUploadOptions, BlockLookupList,
 };
 use azure_storage_blob::{BlobContainerClient, BlobContainerClientOptions, BlockBlobClient};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use chrono::{DateTime, Utc};
-use futures_util::stream::{FuturesUnordered, StreamExt, TryStreamExt};
+use futures_util::stream::TryStreamExt;
 use tracing::instrument;
 
 use super::{ClientSettings, SetupError, StorageAuth, endpoint_url, errors, shared_key};
@@ -120,131 +120,6 @@ impl BlobObjectStore {
     fn block_blob(&self, key: &str) -> BlockBlobClient {
         self.container.blob_client(key).block_blob_client()
     }
-
-    async fn create_container(&self, key: &str) -> Result<(), ObjectStoreError> {
-        match self.container.create(None).await {
-            Ok(_) => Ok(()),
-            Err(e) if errors::status(&e) == Some(409) => Ok(()), // created meanwhile
-            Err(e) => Err(unavailable("create container for put", key, e)),
-        }
-    }
-
-    /// Put Blob of a body that fits one block.
-    async fn put_small(&self, key: &str, body: Bytes, options: &PutOptions) -> Result<ObjectMeta, ObjectStoreError> {
-        let size = body.len() as u64;
-        let upload = || async {
-            let opts = BlockBlobClientUploadOptions {
-                if_none_match: options.if_absent.then(|| Etag::from("*")),
-                blob_content_type: options.content_type.clone(),
-                partition_size: NonZero::new(BLOCK_SIZE as u64),
-                ..BlockBlobClientUploadOptions::default()
-            };
-            self.block_blob(key).upload(content(body.clone()), Some(opts)).await
-        };
-        let result = match upload().await {
-            Err(e) if container_missing(&e) => {
-                self.create_container(key).await?;
-                upload().await
-            }
-            other => other,
-        };
-        let done = result.map_err(|e| put_error(key, e))?;
-        Ok(ObjectMeta { key: key.to_owned(), size, last_modified: to_chrono(done.last_modified) })
-    }
-
-    /// Stages every block of the body (`first` and `second` already read) and commits them.
-    async fn put_blocks(
-        &self,
-        key: &str,
-        blocks: [Bytes; 2],
-        rest: &mut ByteStream,
-        pending: &mut BytesMut,
-        options: &PutOptions,
-    ) -> Result<ObjectMeta, ObjectStoreError> {
-        let client = self.block_blob(key);
-        let stage = |id: Vec<u8>, block: Bytes| {
-            let client = &client;
-            async move {
-                let len = block.len() as u64;
-                client.stage_block(&id, len, content(block), None).await.map(|_| ())
-            }
-        };
-        let [first, second] = blocks;
-        // The first block alone: a missing container shows here, before anything else is sent.
-        let first_id = uuid::Uuid::new_v4().as_bytes().to_vec();
-        let mut size = first.len() as u64;
-        match stage(first_id.clone(), first.clone()).await {
-            Err(e) if container_missing(&e) => {
-                self.create_container(key).await?;
-                stage(first_id.clone(), first).await.map_err(|e| unavailable("put", key, e))?;
-            }
-            other => other.map_err(|e| unavailable("put", key, e))?,
-        }
-        let mut ids = vec![first_id];
-        let mut in_flight = FuturesUnordered::new();
-        let mut next = Some(second);
-        while let Some(block) = next.take() {
-            size += block.len() as u64;
-            let id = uuid::Uuid::new_v4().as_bytes().to_vec();
-            ids.push(id.clone());
-            in_flight.push(stage(id, block));
-            while in_flight.len() >= STAGING_IN_FLIGHT {
-                in_flight.try_next().await.map_err(|e| unavailable("put", key, e))?;
-            }
-            next = next_block(rest, pending).await.map_err(|e| body_failed(key, e))?;
-        }
-        while in_flight.try_next().await.map_err(|e| unavailable("put", key, e))?.is_some() {}
-        let list = BlockLookupList { latest: Some(ids), ..BlockLookupList::default() };
-        let opts = azure_storage_blob::models::BlockBlobClientCommitBlockListOptions {
-            if_none_match: options.if_absent.then(|| Etag::from("*")),
-            blob_content_type: options.content_type.clone(),
-            ..Default::default()
-        };
-        let content = list.try_into().map_err(|e| unavailable("put", key, e))?;
-        let response = client.commit_block_list(content, Some(opts)).await.map_err(|e| put_error(key, e))?;
-        use azure_storage_blob::models::BlockBlobClientCommitBlockListResultHeaders;
-        let last_modified = to_chrono(response.last_modified().ok().flatten());
-        Ok(ObjectMeta { key: key.to_owned(), size, last_modified })
-    }
-}
-
-/// A request body from bytes already in memory (no copy).
-fn content(bytes: Bytes) -> RequestContent<Bytes, NoFormat> {
-    Body::Bytes(bytes).into()
-}
-
-fn body_failed(key: &str, e: std::io::Error) -> ObjectStoreError {
-    ObjectStoreError::Unavailable {
-        operation: "read the body to put",
-        key: key.to_owned(),
-        transient: false,
-        source: Box::new(e),
-    }
-}
-
-/// A refused `If-None-Match: *` is `AlreadyExists`; anything else is `Unavailable`.
-fn put_error(key: &str, e: azure_core::Error) -> ObjectStoreError {
-    match (errors::status(&e), errors::code(&e)) {
-        (Some(412), _) | (Some(409), Some("BlobAlreadyExists")) => {
-            ObjectStoreError::AlreadyExists { key: key.to_owned() }
-        }
-        _ => unavailable("put", key, e),
-    }
-}
-
-/// The next block of at most [`BLOCK_SIZE`] bytes, or `None` at the end of the body.
-async fn next_block(body: &mut ByteStream, pending: &mut BytesMut) -> std::io::Result<Option<Bytes>> {
-    while pending.len() < BLOCK_SIZE {
-        match body.next().await {
-            Some(chunk) => pending.extend_from_slice(&chunk?),
-            None => break,
-        }
-    }
-    if pending.is_empty() {
-        return Ok(None);
-    }
-    let n = pending.len().min(BLOCK_SIZE);
-    Ok(Some(pending.split_to(n).freeze()))
 }
 
 /// The blob's total size from a (ranged) download's headers.
@@ -266,14 +141,9 @@ fn range_error(key: &str, range: &Range<u64>, size: u64) -> ObjectStoreError {
 #[async_trait]
 impl ObjectStore for BlobObjectStore {
     #[instrument(skip(self, body, options), fields(blob.container = %self.name, blob.key = %key))]
-    async fn put(&self, key: &str, mut body: ByteStream, options: PutOptions) -> Result<ObjectMeta, ObjectStoreError> {
+    async fn put(&self, key: &str, body: ByteStream, options: PutOptions) -> Result<ObjectMeta, ObjectStoreError> {
         validate_key(key)?;
-        let mut pending = BytesMut::new();
-        let first = next_block(&mut body, &mut pending).await.map_err(|e| body_failed(key, e))?.unwrap_or_default();
-        match next_block(&mut body, &mut pending).await.map_err(|e| body_failed(key, e))? {
-            None => self.put_small(key, first, &options).await,
-            Some(second) => self.put_blocks(key, [first, second], &mut body, &mut pending, &options).await,
-        }
+        self.upload(key, body, &options).await
     }
 
     #[instrument(skip(self), fields(blob.container = %self.name, blob.key = %key))]
@@ -385,21 +255,6 @@ impl ObjectStore for BlobObjectStore {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[tokio::test]
-    async fn blocks_are_cut_at_block_size_whatever_the_chunks() {
-        let chunks: Vec<std::io::Result<Bytes>> =
-            (0..9).map(|_| Ok(Bytes::from(vec![7u8; BLOCK_SIZE / 2 + 1]))).collect();
-        let mut body: ByteStream = Box::pin(futures_util::stream::iter(chunks));
-        let mut pending = BytesMut::new();
-        let mut sizes = Vec::new();
-        while let Some(block) = next_block(&mut body, &mut pending).await.expect("read") {
-            sizes.push(block.len());
-        }
-        let total = 9 * (BLOCK_SIZE / 2 + 1);
-        assert_eq!(sizes.iter().sum::<usize>(), total);
-        assert!(sizes[..sizes.len() - 1].iter().all(|s| *s == BLOCK_SIZE), "{sizes:?}");
-    }
 
     #[test]
     fn container_names_follow_blob_rules() {
