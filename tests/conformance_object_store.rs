@@ -1,4 +1,5 @@
-//! The object store conformance suite against every object store adapter available here.
+//! The object store conformance suite against every object store adapter available here: the
+//! local directory and Azure Blob Storage on Azurite (see tests/support/azurite.rs).
 
 use std::sync::Arc;
 

@@ -1,5 +1,5 @@
-//! The state store conformance suite against every state store adapter available here.
-//! (The Azure Table adapter joins this file with the Azure issue, running against Azurite.)
+//! The state store conformance suite against every state store adapter available here: SQLite
+//! (in memory and on a file) and Azure Table Storage on Azurite (see tests/support/azurite.rs).
 
 use std::sync::Arc;
 
