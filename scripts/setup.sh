@@ -33,4 +33,27 @@ if ((${#missing[@]})); then
 fi
 # Dependencies come from crates.io, pinned by Cargo.lock.
 cargo fetch --locked >/dev/null
+
+# Azurite, the Azure Storage emulator the Azure adapters are tested against: from npm, pinned by
+# tools/azurite/package-lock.json, installed into tools/azurite/node_modules (git-ignored).
+# Reinstalled only when the lockfile changes. Without it the Azurite tests skip, except where
+# CI=true or LIFEBOAT_REQUIRE_AZURITE=1 (then they fail, and so does this script).
+azurite_required() { [ "${CI:-}" = true ] || [ "${LIFEBOAT_REQUIRE_AZURITE:-}" = 1 ]; }
+azurite_dir=tools/azurite
+if [ ! -x "$azurite_dir/node_modules/.bin/azurite" ] \
+  || [ "$azurite_dir/package-lock.json" -nt "$azurite_dir/node_modules/.package-lock.json" ]; then
+  if ! need npm && need apt-get && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing Node.js and npm (Debian packages) for Azurite"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nodejs npm >/dev/null
+  fi
+  if need npm; then
+    echo "setup: installing Azurite into $azurite_dir (npm ci)"
+    npm ci --prefix "$azurite_dir" --no-audit --no-fund --loglevel=error
+  elif azurite_required; then
+    echo "setup: npm is missing, and the Azurite tests are required here: install Node.js and npm" >&2
+    exit 1
+  else
+    echo "setup: npm is missing: the Azure adapters' tests against Azurite will be skipped" >&2
+  fi
+fi
 echo "setup: ready ($(cargo --version))"

@@ -302,3 +302,64 @@ fn a_tick_missed_while_down_fires_at_start_like_the_functions_schedule_monitor()
     child.wait().expect("reap");
     assert!(evaluated, "the missed tick did not fire at start");
 }
+
+/// `lifeboat up` with its state and objects in Azure Storage (Azurite), queues local: it starts,
+/// answers /status, and the scheduler's claims land in Table Storage, not in a SQLite file.
+#[test]
+fn lifeboat_up_keeps_its_state_in_azure_storage() {
+    use lifeboat_shared::adapters::azure::{AZURITE_ACCOUNT, ClientSettings, StorageAuth, TableStateStore};
+    let Some(azurite) = support::azurite::Azurite::start() else { return };
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, config) = (dir.path().join("data"), dir.path().join("policy.yaml"));
+    std::fs::write(&config, POLICY).expect("write policy");
+    let table_endpoint = azurite.table_endpoint(AZURITE_ACCOUNT);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["up", "--port", "0", "--timer", "schedule_tick=* * * * * *"])
+        .arg("--data")
+        .arg(&data)
+        .arg("--config")
+        .arg(&config)
+        .env("LIFEBOAT_LOG", "warn")
+        .env("LIFEBOAT_STORAGE", "azure")
+        .env("LIFEBOAT_AZURE_AUTH", "dev-key")
+        .env("LIFEBOAT_BLOB_ENDPOINT", azurite.blob_endpoint(AZURITE_ACCOUNT))
+        .env("LIFEBOAT_TABLE_ENDPOINT", &table_endpoint)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn lifeboat up");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut printed = Vec::new();
+    let port: u16 = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .inspect(|l| printed.push(l.clone()))
+        .find_map(|l| l.split("http://127.0.0.1:").nth(1).and_then(|r| r.split(' ').next()?.parse().ok()))
+        .expect("address");
+    std::thread::spawn(move || lines.for_each(drop));
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let evaluated = loop {
+        let (code, body) = support::http_get(port, "/status").expect("status");
+        let s: Value = serde_json::from_str(&body).unwrap_or(Value::Null);
+        if code == 200 && s["targets"][0]["requestedLast7Days"].as_u64() >= Some(1) {
+            break true;
+        }
+        if Instant::now() > deadline {
+            break false;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    child.kill().expect("kill");
+    child.wait().expect("reap");
+    assert!(evaluated, "the scheduler never claimed a slot; lifeboat up printed {printed:?}");
+    assert!(printed.iter().any(|l| l.contains(&format!("state in Table Storage at {table_endpoint}"))), "{printed:?}");
+    assert!(!data.join("state.sqlite").exists(), "state must live in Table Storage, not in a SQLite file");
+
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let claims = rt.block_on(async {
+        let state = TableStateStore::new(&table_endpoint, &StorageAuth::azurite(), &ClientSettings::azurite())
+            .expect("table client");
+        query_all(&state, TABLE_SLOT_CLAIMS, &Query::all()).await.expect("claims in Azurite")
+    });
+    assert!(!claims.is_empty(), "no slot claim was written to Table Storage");
+    assert!(claims.iter().all(|c| c.str("backupId").is_some()), "{claims:?}");
+}

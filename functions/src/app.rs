@@ -16,6 +16,7 @@ use lifeboat_shared::ports::{
 use lifeboat_shared::workflows::backup::BackupSettings;
 
 use crate::function_defs::{self, FunctionDef};
+use crate::storage::Storage;
 
 /// Settings of the handlers themselves.
 #[derive(Debug, Clone)]
@@ -97,7 +98,7 @@ impl DataDir {
 /// # Errors
 /// When a store cannot be opened.
 pub fn embedded(data: &DataDir, config: Config, settings: Settings) -> anyhow::Result<(AppState, Arc<SqliteQueue>)> {
-    embedded_with_clock(data, config, settings, Arc::new(SystemClock))
+    build(data, config, settings, &Storage::Embedded, Arc::new(SystemClock))
 }
 
 /// [`embedded`] with a given clock (tests).
@@ -110,22 +111,39 @@ pub fn embedded_with_clock(
     settings: Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(AppState, Arc<SqliteQueue>)> {
+    build(data, config, settings, &Storage::Embedded, clock)
+}
+
+/// The composition root: builds the app with state and objects where `storage` says (see
+/// [`crate::storage`]), queues in SQLite under `data` (the Service Bus adapter comes with its
+/// own issue), alerts to the log.
+///
+/// # Errors
+/// When a store cannot be opened or a client cannot be configured.
+pub fn build(
+    data: &DataDir,
+    config: Config,
+    settings: Settings,
+    storage: &Storage,
+    clock: Arc<dyn Clock>,
+) -> anyhow::Result<(AppState, Arc<SqliteQueue>)> {
     std::fs::create_dir_all(&data.root).with_context(|| format!("creating data directory {}", data.root.display()))?;
-    // The two databases open side by side: creating them is most of a cold start.
-    let (state, queue) = std::thread::scope(|scope| {
-        let state = scope.spawn(|| SqliteStateStore::open(&data.state_db()));
-        let queue = SqliteQueue::open(&data.queue_db(), Arc::clone(&clock), QueueSettings::default());
-        (state.join(), queue)
-    });
-    let state =
-        state.map_err(|_| anyhow::anyhow!("opening the state store panicked"))?.context("opening the state store")?;
-    let queue = Arc::new(queue.context("opening the queues")?);
-    let objects = LocalDirObjectStore::open(data.objects()).context("opening the object store")?;
+    let (state, objects): (Arc<dyn StateStore>, Arc<dyn ObjectStore>) = match storage {
+        Storage::Embedded => (
+            Arc::new(SqliteStateStore::open(&data.state_db()).context("opening the state store")?),
+            Arc::new(LocalDirObjectStore::open(data.objects()).context("opening the object store")?),
+        ),
+        Storage::Azure(azure) => azure.open()?,
+    };
+    let queue = Arc::new(
+        SqliteQueue::open(&data.queue_db(), Arc::clone(&clock), QueueSettings::default())
+            .context("opening the queues")?,
+    );
     let functions = function_defs::all().context("reading function definitions")?;
     let app = AppState {
         config: Arc::new(config),
-        state: Arc::new(state),
-        objects: Arc::new(objects),
+        state,
+        objects,
         bus: Arc::clone(&queue) as Arc<dyn Bus>,
         queues: Some(Arc::clone(&queue) as Arc<dyn QueueReceiver>),
         alerts: Arc::new(LogAlertSink),

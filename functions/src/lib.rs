@@ -6,3 +6,4 @@ pub mod cli;
 pub mod function_defs;
 pub mod handlers;
 pub mod hosts;
+pub mod storage;

@@ -3,6 +3,8 @@
 
 use std::path::PathBuf;
 
+pub mod azurite;
+
 /// The team's reference data, beside the repository (`../shared/reference`).
 pub fn reference(path: &str) -> PathBuf {
     let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference");

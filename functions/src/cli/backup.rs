@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::{Local, load_config};
 use crate::app::{self, DataDir, Settings};
+use crate::storage::Storage;
 
 /// `lifeboat backup …`
 #[derive(Debug, clap::Subcommand)]
@@ -39,7 +40,14 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     let protects = config.policies.get(&policy).is_some_and(|p| p.spec.clusters.contains(&cluster));
     anyhow::ensure!(protects, "policy {policy} does not protect cluster {cluster} in the given configuration");
     let data = DataDir::new(&local.data);
-    let (app, _queue) = app::embedded(&data, config, Settings::default())?;
+    let storage = Storage::from_env()?;
+    let (app, _queue) = app::build(
+        &data,
+        config,
+        Settings::default(),
+        &storage,
+        std::sync::Arc::new(lifeboat_shared::ports::SystemClock),
+    )?;
     let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());
     let request = BackupRequest {
         schema_version: BackupRequest::SCHEMA_VERSION,

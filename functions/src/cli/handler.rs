@@ -8,6 +8,7 @@ use super::{Local, load_config, schedule_period};
 use crate::app::{self, DataDir, Settings};
 use crate::function_defs::TriggerKind;
 use crate::hosts::custom_handler;
+use crate::storage::Storage;
 
 /// Arguments of `lifeboat handler`.
 #[derive(Debug, clap::Args)]
@@ -33,11 +34,18 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(s) if !s.starts_with('%') => schedule_period(&s)?,
         _ => chrono::Duration::minutes(5),
     };
-    // The Azure adapters (Blob, Table, Service Bus) are wired here by the Azure issue; until
-    // then the handler keeps its state in the embedded stores under LIFEBOAT_DATA.
+    // State and objects where the settings say (Table and Blob Storage in Azure, see
+    // crate::storage); queues stay under LIFEBOAT_DATA until the Service Bus adapter lands.
     let data = DataDir::new(&args.local.data);
-    let (app, _queue) =
-        app::embedded(&data, config, Settings { tick_period, ..Settings::default() }).context("building the app")?;
+    let storage = Storage::from_env()?;
+    let (app, _queue) = app::build(
+        &data,
+        config,
+        Settings { tick_period, ..Settings::default() },
+        &storage,
+        std::sync::Arc::new(lifeboat_shared::ports::SystemClock),
+    )
+    .context("building the app")?;
     custom_handler::serve(app, port, super::up::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
 }

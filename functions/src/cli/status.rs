@@ -8,6 +8,7 @@ use serde_json::Value;
 use super::{Local, load_config, table};
 use crate::app::{self, DataDir, Settings};
 use crate::handlers;
+use crate::storage::Storage;
 
 /// Arguments of `lifeboat status`.
 #[derive(Debug, clap::Args)]
@@ -22,8 +23,16 @@ pub(crate) struct Args {
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = load_config(args.local.config.as_deref())?;
     let data = DataDir::new(&args.local.data);
-    anyhow::ensure!(data.state_db().exists(), "no Lifeboat data in {} (run `lifeboat up` first)", data.root.display());
-    let (app, _queue) = app::embedded(&data, config, Settings::default())?;
+    let storage = Storage::from_env()?;
+    let has_data = data.queue_db().exists() && (storage != Storage::Embedded || data.state_db().exists());
+    anyhow::ensure!(has_data, "no Lifeboat data in {} (run `lifeboat up` first)", data.root.display());
+    let (app, _queue) = app::build(
+        &data,
+        config,
+        Settings::default(),
+        &storage,
+        std::sync::Arc::new(lifeboat_shared::ports::SystemClock),
+    )?;
     let report = handlers::status::report(&app).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -9,6 +9,7 @@ use super::{Local, load_config, schedule_period};
 use crate::app::{self, DataDir, Settings};
 use crate::function_defs::TriggerKind;
 use crate::hosts::local::{self, Options};
+use crate::storage::Storage;
 
 /// Arguments of `lifeboat up`.
 #[derive(Debug, clap::Args)]
@@ -49,13 +50,23 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     });
     let tick_period = tick.as_deref().map(schedule_period).transpose()?.unwrap_or(chrono::Duration::minutes(5));
     let (clusters, policies, targets) = (config.clusters.len(), config.policies.len(), config.targets().len());
-    let (app, _queue) = app::embedded(&data, config, Settings { tick_period, ..Settings::default() })?;
+    let storage = Storage::from_env()?;
+    let clock = std::sync::Arc::new(lifeboat_shared::ports::SystemClock);
+    let (app, _queue) = app::build(&data, config, Settings { tick_period, ..Settings::default() }, &storage, clock)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
 
-    say(&format!("lifeboat up: data in {} (state.sqlite, queues.sqlite, objects/)", data.root.display()));
+    match &storage {
+        Storage::Embedded => {
+            say(&format!("lifeboat up: data in {} (state.sqlite, queues.sqlite, objects/)", data.root.display()));
+        }
+        Storage::Azure(_) => {
+            say(&format!("lifeboat up: data in {} (queues.sqlite)", data.root.display()));
+            say(&format!("lifeboat up: {}", storage.describe()));
+        }
+    }
     match &args.local.config {
         Some(path) => say(&format!(
             "lifeboat up: {clusters} cluster(s), {policies} policy(ies), {targets} target(s) from {}",

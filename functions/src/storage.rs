@@ -1,0 +1,184 @@
+//! Where state and backups live, chosen by configuration (environment variables, which are app
+//! settings in Azure Functions):
+//!
+//! | variable | meaning |
+//! |---|---|
+//! | `LIFEBOAT_STORAGE` | `embedded` (default: SQLite and a local directory under the data dir) or `azure` |
+//! | `LIFEBOAT_BLOB_ENDPOINT` | e.g. `https://acct.blob.core.windows.net`, Azurite: `http://127.0.0.1:10000/devstoreaccount1` |
+//! | `LIFEBOAT_BLOB_CONTAINER` | the backups' container (default `lifeboat`) |
+//! | `LIFEBOAT_TABLE_ENDPOINT` | e.g. `https://acct.table.core.windows.net`, Azurite: `http://127.0.0.1:10002/devstoreaccount1` |
+//! | `LIFEBOAT_AZURE_AUTH` | `managed-identity` (default), `workload-identity`, `azure-cli` or `dev-key` (Azurite only) |
+//! | `LIFEBOAT_AZURE_CLIENT_ID` | client id of a user-assigned managed identity (else `AZURE_CLIENT_ID`, else system-assigned) |
+//!
+//! No setting holds a key or SAS: Azure access is by identity, and `dev-key` is Azurite's public
+//! development key, refused for anything but a loopback endpoint.
+
+use std::sync::Arc;
+
+use anyhow::Context;
+use lifeboat_shared::adapters::azure::{
+    AZURITE_BLOB_VERSION, AzureAuthMode, BlobObjectStore, ClientSettings, TableStateStore,
+};
+use lifeboat_shared::ports::{ObjectStore, StateStore};
+
+/// The backups' container unless `LIFEBOAT_BLOB_CONTAINER` says otherwise.
+pub const DEFAULT_CONTAINER: &str = "lifeboat";
+
+/// Where state and objects live.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Storage {
+    /// SQLite state and a local object directory, under the data directory.
+    #[default]
+    Embedded,
+    /// Azure Table Storage and Blob Storage.
+    Azure(AzureStorage),
+}
+
+/// The Azure storage settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureStorage {
+    /// Blob service endpoint.
+    pub blob_endpoint: String,
+    /// Container of the backups.
+    pub container: String,
+    /// Table service endpoint.
+    pub table_endpoint: String,
+    /// How to authenticate.
+    pub auth: AzureAuthMode,
+}
+
+impl Storage {
+    /// The choice made by the process environment.
+    ///
+    /// # Errors
+    /// A missing or malformed setting, named.
+    pub fn from_env() -> anyhow::Result<Self> {
+        Self::from_lookup(|name| std::env::var(name).ok().filter(|v| !v.trim().is_empty()))
+    }
+
+    /// The choice made by the settings `get` returns.
+    ///
+    /// # Errors
+    /// A missing or malformed setting, named.
+    pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> anyhow::Result<Self> {
+        match get("LIFEBOAT_STORAGE").as_deref().map(str::trim) {
+            None | Some("embedded") => Ok(Self::Embedded),
+            Some("azure") => {
+                let required = |name: &str| {
+                    get(name).with_context(|| format!("LIFEBOAT_STORAGE=azure needs {name} (see docs/azure.md)"))
+                };
+                let mut auth: AzureAuthMode = match get("LIFEBOAT_AZURE_AUTH") {
+                    Some(mode) => mode.trim().parse().context("LIFEBOAT_AZURE_AUTH")?,
+                    None => AzureAuthMode::ManagedIdentity { client_id: None },
+                };
+                if let AzureAuthMode::ManagedIdentity { client_id } = &mut auth {
+                    *client_id = get("LIFEBOAT_AZURE_CLIENT_ID").or_else(|| get("AZURE_CLIENT_ID"));
+                }
+                Ok(Self::Azure(AzureStorage {
+                    blob_endpoint: required("LIFEBOAT_BLOB_ENDPOINT")?,
+                    container: get("LIFEBOAT_BLOB_CONTAINER").unwrap_or_else(|| DEFAULT_CONTAINER.to_owned()),
+                    table_endpoint: required("LIFEBOAT_TABLE_ENDPOINT")?,
+                    auth,
+                }))
+            }
+            Some(other) => anyhow::bail!("LIFEBOAT_STORAGE={other:?}: expected embedded or azure"),
+        }
+    }
+
+    /// One line for people: where things are kept.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Embedded => "state and objects embedded in the data directory".to_owned(),
+            Self::Azure(a) => format!(
+                "state in Table Storage at {}, objects in container {} at {}",
+                a.table_endpoint, a.container, a.blob_endpoint
+            ),
+        }
+    }
+}
+
+impl AzureStorage {
+    /// The state store and object store.
+    ///
+    /// # Errors
+    /// When the credential or a client cannot be built.
+    pub fn open(&self) -> anyhow::Result<(Arc<dyn StateStore>, Arc<dyn ObjectStore>)> {
+        let auth = self
+            .auth
+            .storage_auth(&[&self.blob_endpoint, &self.table_endpoint])
+            .context("setting up Azure Storage credentials")?;
+        let settings = match self.auth {
+            AzureAuthMode::DevKey => ClientSettings {
+                blob_service_version: Some(AZURITE_BLOB_VERSION.to_owned()),
+                ..ClientSettings::default()
+            },
+            _ => ClientSettings::default(),
+        };
+        let state = TableStateStore::new(&self.table_endpoint, &auth, &settings).context("opening Table Storage")?;
+        let objects = BlobObjectStore::new(&self.blob_endpoint, &self.container, &auth, &settings)
+            .context("opening Blob Storage")?;
+        Ok((Arc::new(state), Arc::new(objects)))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn lookup(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: HashMap<String, String> = pairs.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
+        move |name| map.get(name).cloned()
+    }
+
+    #[test]
+    fn nothing_set_means_embedded() {
+        assert_eq!(Storage::from_lookup(lookup(&[])).expect("choice"), Storage::Embedded);
+    }
+
+    #[test]
+    fn azure_reads_endpoints_auth_and_identity() {
+        let choice = Storage::from_lookup(lookup(&[
+            ("LIFEBOAT_STORAGE", "azure"),
+            ("LIFEBOAT_BLOB_ENDPOINT", "https://a.blob.core.windows.net"),
+            ("LIFEBOAT_TABLE_ENDPOINT", "https://a.table.core.windows.net"),
+            ("AZURE_CLIENT_ID", "00000000-0000-0000-0000-000000000001"),
+        ]))
+        .expect("choice");
+        let Storage::Azure(azure) = choice else { panic!("expected azure") };
+        assert_eq!(azure.container, DEFAULT_CONTAINER);
+        assert_eq!(
+            azure.auth,
+            AzureAuthMode::ManagedIdentity { client_id: Some("00000000-0000-0000-0000-000000000001".into()) }
+        );
+    }
+
+    #[test]
+    fn missing_and_unknown_settings_are_named() {
+        let err = Storage::from_lookup(lookup(&[("LIFEBOAT_STORAGE", "azure")])).expect_err("no endpoints");
+        assert!(format!("{err:#}").contains("LIFEBOAT_BLOB_ENDPOINT"), "{err:#}");
+        let err = Storage::from_lookup(lookup(&[("LIFEBOAT_STORAGE", "s3")])).expect_err("unknown");
+        assert!(format!("{err:#}").contains("s3"), "{err:#}");
+        let err = Storage::from_lookup(lookup(&[
+            ("LIFEBOAT_STORAGE", "azure"),
+            ("LIFEBOAT_BLOB_ENDPOINT", "https://a.blob.core.windows.net"),
+            ("LIFEBOAT_TABLE_ENDPOINT", "https://a.table.core.windows.net"),
+            ("LIFEBOAT_AZURE_AUTH", "account-key"),
+        ]))
+        .expect_err("keys are not an auth mode");
+        assert!(format!("{err:#}").contains("account-key"), "{err:#}");
+    }
+
+    #[test]
+    fn the_dev_key_is_refused_off_this_machine() {
+        let azure = AzureStorage {
+            blob_endpoint: "https://a.blob.core.windows.net".into(),
+            container: DEFAULT_CONTAINER.into(),
+            table_endpoint: "https://a.table.core.windows.net".into(),
+            auth: AzureAuthMode::DevKey,
+        };
+        let err = azure.open().err().expect("refused");
+        assert!(format!("{err:#}").contains("loopback"), "{err:#}");
+    }
+}
