@@ -1,0 +1,264 @@
+//! The backup chain against the strict test API server: `schedule_tick` → `backup` →
+//! `snapshot_check` → committed, through the real handlers, the real queues and a real
+//! archive; then the archive and the manifest are checked object by object.
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lifeboat::app::{AppState, DataDir, Settings, embedded_with_clock};
+use lifeboat::handlers::{self, MessageInput, Outcome, TimerInput, TriggerInput};
+use lifeboat_shared::adapters::sqlite::SqliteQueue;
+use lifeboat_shared::archive::{ArchiveReader, ReadOptions};
+use lifeboat_shared::catalog;
+use lifeboat_shared::domain::ids::BackupId;
+use lifeboat_shared::domain::manifest::Manifest;
+use lifeboat_shared::domain::names::ClusterName;
+use lifeboat_shared::domain::policy::Config;
+use lifeboat_shared::domain::records::BackupState;
+use lifeboat_shared::ports::object_store::collect_bytes;
+use lifeboat_shared::ports::{ManualClock, QueueReceiver, ReceivedMessage};
+use lifeboat_test_apiserver::{Options, Running, TestApiServer};
+use serde_json::Value;
+
+struct World {
+    server: Running,
+    app: AppState,
+    queue: Arc<SqliteQueue>,
+    clock: Arc<ManualClock>,
+    dir: tempfile::TempDir,
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+}
+
+async fn world(policy_extra: &str) -> World {
+    let server = TestApiServer::start(Options { snapshot_delay: Duration::from_millis(300), ..Options::default() })
+        .await
+        .expect("test API server");
+    server.seed_snapshot_crds().await.expect("snapshot CRDs");
+    server.seed_sample_app("shop").await.expect("sample app");
+    server
+        .store()
+        .create(serde_json::json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "scratch"}}))
+        .expect("ns");
+    server
+        .store()
+        .create(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tmp", "namespace": "scratch"}}))
+        .expect("cm");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let yaml = format!(
+        r#"
+apiVersion: lifeboat.io/v1alpha1
+kind: Cluster
+metadata: {{ name: prod }}
+spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }} }}
+---
+apiVersion: lifeboat.io/v1alpha1
+kind: BackupPolicy
+metadata: {{ name: hourly }}
+spec:
+  clusters: [prod]
+  schedule: "0 0 * * * *"
+  rpo: 2h
+  retention: {{ keepLast: 24 }}
+  replication: {{ region: northeurope, rpo: 4h }}
+  selection: {{ excludeNamespaces: [scratch]{policy_extra} }}
+"#,
+        kubeconfig.display()
+    );
+    let config = Config::from_sources([("policy.yaml", yaml.as_str())]).expect("config");
+    let clock = Arc::new(ManualClock::new(t("2026-11-22T10:00:30Z")));
+    let mut settings = Settings::default();
+    settings.backup.snapshot_poll = Duration::from_secs(2);
+    let (app, queue) =
+        embedded_with_clock(&DataDir::new(&dir.path().join("data")), config, settings, clock.clone()).expect("app");
+    World { server, app, queue, clock, dir }
+}
+
+async fn deliver(w: &World, function: &str, message: &ReceivedMessage) -> Outcome {
+    let def = w.app.function(function).expect("function").clone();
+    let input = MessageInput {
+        queue: message.queue.clone(),
+        message_id: message.message_id.clone(),
+        body: message.body.clone(),
+        delivery_count: message.delivery_count,
+        enqueued_time: Some(message.enqueued_time),
+    };
+    handlers::dispatch(&w.app, &def, TriggerInput::Message(input)).await.unwrap_or_else(|e| panic!("{function}: {e}"))
+}
+
+async fn take_one(w: &World, queue: &str) -> ReceivedMessage {
+    let mut batch = w.queue.receive(queue, 10).await.expect("receive");
+    assert_eq!(batch.len(), 1, "exactly one message on {queue}: {batch:?}");
+    let message = batch.remove(0);
+    w.queue.complete(&message).await.expect("complete");
+    message
+}
+
+fn logs(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Done { logs, .. } => logs.join("\n"),
+        other => panic!("expected Done, got {other:?}"),
+    }
+}
+
+/// Runs tick → backup → checks until committed; returns the backup id.
+async fn run_chain(w: &World) -> BackupId {
+    let tick = w.app.function("schedule_tick").expect("tick").clone();
+    handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
+    let request = take_one(w, "backup-requests").await;
+    let outcome = deliver(w, "backup", &request).await;
+    assert!(logs(&outcome).contains("waiting for 1 volume snapshot"), "{outcome:?}");
+    // Redelivery of the same request (at least once): nothing is done twice.
+    let again = deliver(w, "backup", &request).await;
+    assert!(logs(&again).contains("waiting for 1 volume snapshot"), "{again:?}");
+
+    for _ in 0..20 {
+        w.clock.advance(Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(150)).await; // the simulated CSI controller works in real time
+        let mut checks = w.queue.receive("snapshot-checks", 10).await.expect("receive");
+        let Some(check) = checks.pop() else { continue };
+        w.queue.complete(&check).await.expect("complete");
+        let outcome = deliver(w, "snapshot_check", &check).await;
+        if logs(&outcome).contains("committed") {
+            return BackupId::parse("hourly-20261122t100000z").expect("id");
+        }
+    }
+    panic!("the backup never committed");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_scheduled_backup_is_committed_with_every_object_and_its_snapshot() {
+    let w = world("").await;
+    let id = run_chain(&w).await;
+    let cluster = ClusterName::new("prod").expect("name");
+
+    let (record, _) = catalog::get(w.app.state.as_ref(), &cluster, &id).await.expect("catalog").expect("record");
+    assert_eq!(record.state, BackupState::Committed);
+
+    let manifest_key = format!("backups/prod/{id}/manifest.json");
+    let (_, body) = w.app.objects.get(&manifest_key, None).await.expect("manifest exists: the commit");
+    let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("manifest JSON");
+    assert_eq!(manifest.cluster_version, "v1.33.5");
+    assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
+
+    // The snapshot: requested for the StatefulSet's PVC, ready, with an Azure disk snapshot id.
+    assert_eq!(manifest.snapshots.len(), 1, "{:?}", manifest.snapshots);
+    let snap = &manifest.snapshots[0];
+    assert_eq!((snap.namespace.as_str(), snap.pvc.as_str()), ("shop", "data-db-0"));
+    assert_eq!(snap.class.as_deref(), Some("csi-azuredisk-vsc"));
+    let handle = snap.handle.as_deref().expect("a handle");
+    assert!(
+        handle.starts_with("/subscriptions/") && handle.contains("/providers/Microsoft.Compute/snapshots/"),
+        "{handle}"
+    );
+    let snapshots = w.server.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop")).expect("list");
+    assert_eq!(snapshots.len(), 1, "a redelivered request must not snapshot twice");
+
+    // The archive: exactly the manifest's objects, byte for byte.
+    let (_, body) = w.app.objects.get(&manifest.archive.key, None).await.expect("archive");
+    let bytes = collect_bytes(body).await.expect("read archive");
+    assert_eq!(bytes.len() as u64, manifest.archive.stored_bytes);
+    let mut reader = ArchiveReader::new(bytes.as_slice(), &ReadOptions::default()).expect("reader");
+    let mut in_archive = BTreeMap::new();
+    for entry in reader.entries().expect("entries") {
+        let entry = entry.expect("entry");
+        in_archive.insert(entry.path.clone(), entry);
+    }
+    let listed: BTreeSet<&str> = manifest.objects.iter().map(|o| o.path.as_str()).collect();
+    assert_eq!(listed, in_archive.keys().map(String::as_str).collect(), "manifest and archive list the same objects");
+    for object in &manifest.objects {
+        assert_eq!(in_archive[&object.path].record(), *object, "digest of {}", object.path);
+    }
+
+    let has = |p: &str| in_archive.contains_key(p);
+    for path in [
+        "resources/namespaces/cluster/shop.json",
+        "resources/deployments.apps/namespaces/shop/web.json",
+        "resources/statefulsets.apps/namespaces/shop/db.json",
+        "resources/persistentvolumeclaims/namespaces/shop/data-db-0.json",
+        "resources/secrets/namespaces/shop/web-secret.json",
+        "resources/configmaps/namespaces/shop/web-config.json",
+        "resources/rolebindings.rbac.authorization.k8s.io/namespaces/shop/web-reader.json",
+        "resources/storageclasses.storage.k8s.io/cluster/managed-csi.json",
+        "resources/customresourcedefinitions.apiextensions.k8s.io/cluster/widgets.example.lifeboat.io.json",
+    ] {
+        assert!(has(path), "missing {path}; archive has {:?}", in_archive.keys().collect::<Vec<_>>());
+    }
+    assert!(in_archive.keys().any(|p| p.starts_with("resources/persistentvolumes/cluster/")), "the PVC's PV (auto)");
+    assert!(
+        in_archive.keys().any(|p| p.starts_with("resources/widgets.example.lifeboat.io/namespaces/shop/")),
+        "custom resources"
+    );
+    assert!(!in_archive.keys().any(|p| p.contains("/scratch/")), "an excluded namespace leaked into the archive");
+    assert!(!in_archive.keys().any(|p| p.starts_with("resources/events")), "events are skipped");
+    assert!(
+        !in_archive.keys().any(|p| p.starts_with("resources/volumesnapshots")),
+        "Lifeboat's own snapshots are not objects"
+    );
+    assert!(manifest.skipped_resources.contains_key("events"), "{:?}", manifest.skipped_resources);
+    let deployment: Value =
+        serde_json::from_slice(&in_archive["resources/deployments.apps/namespaces/shop/web.json"].bytes).expect("json");
+    assert_eq!(deployment["kind"], "Deployment");
+    assert_eq!(deployment["apiVersion"], "apps/v1");
+
+    // Committed, so the copy to the second region is requested.
+    let copy = take_one(&w, "copy-requests").await;
+    assert_eq!(copy.message_id, format!("prod.{id}.copy-northeurope.0"));
+    drop(w.dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forbidden_or_missing_volume_snapshot_class_makes_the_backup_partial_not_failed() {
+    let w = world("").await;
+    w.server
+        .store()
+        .delete("snapshot.storage.k8s.io/v1", "VolumeSnapshotClass", "", "csi-azuredisk-vsc")
+        .expect("delete the class");
+    let tick = w.app.function("schedule_tick").expect("tick").clone();
+    handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
+    let request = take_one(&w, "backup-requests").await;
+    let outcome = deliver(&w, "backup", &request).await;
+    assert!(logs(&outcome).contains("committed, partially"), "{outcome:?}");
+    let (_, body) =
+        w.app.objects.get("backups/prod/hourly-20261122t100000z/manifest.json", None).await.expect("manifest");
+    let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("json");
+    assert!(manifest.is_partial());
+    assert!(
+        manifest.warnings.iter().any(|w| w.contains("no VolumeSnapshotClass for CSI driver disk.csi.azure.com")),
+        "{:?}",
+        manifest.warnings
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_that_stays_down_leaves_the_message_for_redelivery_and_nothing_committed() {
+    let w = world("").await;
+    use lifeboat_test_apiserver::{Fault, FaultRule};
+    w.server.faults().inject(FaultRule::new(Fault::InternalError).times(1000));
+    let tick = w.app.function("schedule_tick").expect("tick").clone();
+    handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
+    let request = take_one(&w, "backup-requests").await;
+    let def = w.app.function("backup").expect("backup").clone();
+    let input = MessageInput {
+        queue: request.queue.clone(),
+        message_id: request.message_id.clone(),
+        body: request.body.clone(),
+        delivery_count: 1,
+        enqueued_time: None,
+    };
+    let err = handlers::dispatch(&w.app, &def, TriggerInput::Message(input)).await.expect_err("must fail");
+    assert_eq!(err.status(), 503, "transient: the host retries it: {err}");
+    assert!(
+        w.app.objects.head("backups/prod/hourly-20261122t100000z/manifest.json").await.is_err(),
+        "nothing committed"
+    );
+    w.server.faults().clear();
+}
