@@ -36,7 +36,7 @@ fn t(s: &str) -> DateTime<Utc> {
     DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
 }
 
-async fn world(policy_extra: &str) -> World {
+async fn world(spec_extra: &str) -> World {
     let server = TestApiServer::start(Options { snapshot_delay: Duration::from_millis(300), ..Options::default() })
         .await
         .expect("test API server");
@@ -69,7 +69,8 @@ spec:
   rpo: 2h
   retention: {{ keepLast: 24 }}
   replication: {{ region: northeurope, rpo: 4h }}
-  selection: {{ excludeNamespaces: [scratch]{policy_extra} }}
+  selection: {{ excludeNamespaces: [scratch] }}
+{spec_extra}
 "#,
         kubeconfig.display()
     );
@@ -261,4 +262,31 @@ async fn an_api_server_that_stays_down_leaves_the_message_for_redelivery_and_not
         "nothing committed"
     );
     w.server.faults().clear();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_policy_writes_an_archive_only_its_identity_opens() {
+    let (secret, public) = lifeboat_shared::archive::generate_identity();
+    let w = world(&format!("  encryption: {{ ageRecipients: [{public}] }}")).await;
+    let id = run_chain(&w).await;
+    let (_, body) = w.app.objects.get(&format!("backups/prod/{id}/manifest.json"), None).await.expect("manifest");
+    let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("json");
+    let encryption = manifest.archive.encryption.as_ref().expect("the manifest says how it is encrypted");
+    assert_eq!((encryption.format.as_str(), encryption.recipients.clone()), ("age", vec![public.clone()]));
+    let (_, body) = w.app.objects.get(&manifest.archive.key, None).await.expect("archive");
+    let bytes = collect_bytes(body).await.expect("read");
+    assert!(
+        !String::from_utf8_lossy(&bytes).contains("web-secret"),
+        "object names must not be readable in the archive"
+    );
+    assert!(
+        ArchiveReader::new(bytes.as_slice(), &ReadOptions::default())
+            .and_then(|mut r| r.entries().map(|_| ()))
+            .is_err(),
+        "no identity, no archive"
+    );
+    let options = ReadOptions { identities: vec![secret], ..ReadOptions::default() };
+    let mut reader = ArchiveReader::new(bytes.as_slice(), &options).expect("decrypts with the identity");
+    let count = reader.entries().expect("entries").filter(|e| e.is_ok()).count();
+    assert_eq!(count, manifest.objects.len());
 }

@@ -198,6 +198,24 @@ pub struct PolicySpec {
     pub retention: Retention,
     /// The second region, if any.
     pub replication: Option<Replication>,
+    /// Client-side encryption of the archive (it holds the cluster's Secrets).
+    pub encryption: Option<EncryptionSpec>,
+}
+
+/// Client-side encryption of backups, in the age format: the operator keeps the identities
+/// (private keys); Lifeboat only ever sees the recipients (public keys).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct EncryptionSpec {
+    /// age X25519 recipients (`age1…`); any one of their identities decrypts.
+    pub age_recipients: Vec<String>,
+}
+
+/// Whether `s` looks like an age X25519 recipient (`age1` and 58 bech32 characters). The
+/// archive writer checks the key itself when a backup starts.
+pub fn looks_like_age_recipient(s: &str) -> bool {
+    const BECH32: &str = "qpzry9x8gf2tvdw0s3jn54khce6mua7l";
+    s.len() == 62 && s.starts_with("age1") && s[4..].chars().all(|c| BECH32.contains(c))
 }
 
 /// A named policy.
@@ -406,6 +424,20 @@ fn check_policy(policy: &Policy) -> Vec<(&'static str, String)> {
             problems.push(("spec.replication.retention", "keeps nothing".to_owned()));
         }
     }
+    if let Some(encryption) = &spec.encryption {
+        if encryption.age_recipients.is_empty() {
+            problems.push((
+                "spec.encryption.ageRecipients",
+                "names no recipient: remove `encryption` or add one".to_owned(),
+            ));
+        }
+        for r in encryption.age_recipients.iter().filter(|r| !looks_like_age_recipient(r)) {
+            problems.push((
+                "spec.encryption.ageRecipients",
+                format!("{r:?} is not an age recipient (age1…, from `age-keygen -y`)"),
+            ));
+        }
+    }
     if let CatchUp::All { max: 0 } = spec.catch_up {
         problems.push(("spec.catchUp.all.max", "must be at least 1 (or use catchUp: none)".to_owned()));
     }
@@ -499,6 +531,18 @@ spec:
         assert_eq!(policy.spec.rpo, Duration::from_secs(26 * 3600));
         assert_eq!(policy.spec.retention.daily, Some(14));
         assert!(policy.spec.volumes.snapshot, "volumes are snapshotted unless turned off");
+    }
+
+    #[test]
+    fn encryption_recipients_are_checked() {
+        let key = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p";
+        let ok = format!("{GOOD}  encryption: {{ ageRecipients: [{key}] }}\n");
+        let config = Config::from_sources([("p.yaml", ok.as_str())]).unwrap();
+        let policy = config.policies.values().next().unwrap();
+        assert_eq!(policy.spec.encryption.as_ref().unwrap().age_recipients, [key]);
+        let bad = format!("{GOOD}  encryption: {{ ageRecipients: [ssh-rsa AAAA] }}\n");
+        let errors = errors_of(&bad);
+        assert_eq!(errors[0].field, "spec.encryption.ageRecipients", "{errors:?}");
     }
 
     #[test]

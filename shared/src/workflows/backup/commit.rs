@@ -32,9 +32,14 @@ pub(crate) async fn save_export(
     deps: &Deps<'_>,
     record: &BackupRecord,
     cluster_version: &str,
+    recipients: &[String],
     export: &ExportResult,
 ) -> Result<(), BackupError> {
-    let doc = ExportDoc { cluster_version: cluster_version.to_owned(), recipients: Vec::new(), export: export.clone() };
+    let doc = ExportDoc {
+        cluster_version: cluster_version.to_owned(),
+        recipients: recipients.to_vec(),
+        export: export.clone(),
+    };
     let bytes = serde_json::to_vec(&doc).map_err(|e| BackupError::NotYet(format!("encoding the export: {e}")))?;
     let key = layout::export_key(&record.cluster, &record.backup_id);
     deps.objects.put(&key, stream_from_bytes(bytes), PutOptions::default()).await?;

@@ -190,26 +190,22 @@ pub async fn run(
 
     let archive_key = layout::archive_key(&record.cluster, &record.backup_id);
     let cluster_version = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.version()).await?;
-    let export = match export::export(
-        deps.cluster,
-        deps.objects,
-        &archive_key,
-        &policy.spec.selection,
-        &settings.export,
-    )
-    .await
-    {
-        Ok(export) => export,
-        Err(e) if !e.is_transient() => {
-            let reason = format!("{e}: {}", error_chain(&e));
-            record.failure = Some(reason.clone());
-            record.move_to(BackupState::Failed, deps.now)?;
-            catalog::save(deps.state, &record, &etag).await?;
-            return Ok(Outcome::Failed(reason));
-        }
-        Err(e) => return Err(e.into()),
-    };
-    commit::save_export(deps, &record, &cluster_version, &export).await?;
+    let mut export_options = settings.export.clone();
+    export_options.archive.recipients =
+        policy.spec.encryption.as_ref().map(|e| e.age_recipients.clone()).unwrap_or_default();
+    let export =
+        match export::export(deps.cluster, deps.objects, &archive_key, &policy.spec.selection, &export_options).await {
+            Ok(export) => export,
+            Err(e) if !e.is_transient() => {
+                let reason = format!("{e}: {}", error_chain(&e));
+                record.failure = Some(reason.clone());
+                record.move_to(BackupState::Failed, deps.now)?;
+                catalog::save(deps.state, &record, &etag).await?;
+                return Ok(Outcome::Failed(reason));
+            }
+            Err(e) => return Err(e.into()),
+        };
+    commit::save_export(deps, &record, &cluster_version, &export_options.archive.recipients, &export).await?;
     record.warnings = export.warnings.clone();
 
     let discovered = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.discover()).await?;
