@@ -94,6 +94,9 @@ pub enum ExportError {
     /// Uploading the archive failed.
     #[error("uploading the archive failed")]
     Upload(#[source] crate::ports::ObjectStoreError),
+    /// The archive writer stopped (because the upload or the writer failed: see those).
+    #[error("the archive writer stopped")]
+    WriterStopped,
 }
 
 impl ExportError {
@@ -103,6 +106,7 @@ impl ExportError {
             ExportError::Cluster(e) => e.is_transient(),
             ExportError::Archive(_) => false,
             ExportError::Upload(e) => e.is_transient(),
+            ExportError::WriterStopped => true,
         }
     }
 }
@@ -229,6 +233,8 @@ pub async fn export(
     selection: &Selection,
     options: &ExportOptions,
 ) -> Result<ExportResult, ExportError> {
+    // A bad recipient is found before anything is listed or uploaded.
+    ArchiveWriter::new(std::io::sink(), &options.archive).map_err(|e| ExportError::Archive(e.to_string()))?;
     let discovered = with_retry(options.retry, || cluster.discover()).await.map_err(ExportError::Cluster)?;
     let plan = plan_resources(&discovered, selection);
     let by_name: BTreeMap<String, &ApiResourceInfo> = discovered.iter().map(|r| (r.group_resource(), r)).collect();
@@ -274,9 +280,15 @@ pub async fn export(
     };
     let (listed, uploaded) = tokio::join!(listing, upload);
     let written = writer.await.map_err(|e| ExportError::Archive(e.to_string()))?;
-    let found = listed?;
-    let (records, summary) = written?;
+    // One failure stops all three; report the one that started it: the cluster, then the
+    // upload (the writer then only saw its consumer go), then the writer.
+    let found = match listed {
+        Err(ExportError::WriterStopped) => None,
+        other => Some(other?),
+    };
     uploaded.map_err(ExportError::Upload)?;
+    let (records, summary) = written?;
+    let found = found.ok_or(ExportError::WriterStopped)?;
 
     let mut pvcs = found.pvcs;
     pvcs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
