@@ -150,6 +150,7 @@ async fn a_scheduled_backup_is_committed_with_every_object_and_its_snapshot() {
     let (_, body) = w.app.objects.get(&manifest_key, None).await.expect("manifest exists: the commit");
     let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("manifest JSON");
     assert_eq!(manifest.cluster_version, "v1.33.5");
+    assert_eq!(manifest.cluster_region, "westeurope");
     assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
 
     // The snapshot: requested for the StatefulSet's PVC, ready, with an Azure disk snapshot id.

@@ -38,8 +38,7 @@ pub async fn run(
     let pending = super::backup::snapshots_check(deps, &apis, &mut record.snapshots, settings).await?;
     let overdue = record.snapshot_deadline.is_none_or(|deadline| deps.now >= deadline);
     if pending && !overdue {
-        let etag = catalog::save(deps.state, &record, &etag).await?;
-        drop(etag);
+        catalog::save(deps.state, &record, &etag).await?;
         backup::send_check(deps, &record, check.attempt + 1, settings).await?;
         return Ok(Outcome::WaitingForSnapshots { snapshots: record.snapshots.len() });
     }

@@ -23,6 +23,7 @@ use crate::ports::state_store::ETag;
 #[serde(rename_all = "camelCase")]
 struct ExportDoc {
     cluster_version: String,
+    cluster_region: String,
     recipients: Vec<String>,
     export: ExportResult,
 }
@@ -31,12 +32,14 @@ struct ExportDoc {
 pub(crate) async fn save_export(
     deps: &Deps<'_>,
     record: &BackupRecord,
-    cluster_version: &str,
+    cluster: (&str, &str),
     recipients: &[String],
     export: &ExportResult,
 ) -> Result<(), BackupError> {
+    let (cluster_version, cluster_region) = cluster;
     let doc = ExportDoc {
         cluster_version: cluster_version.to_owned(),
+        cluster_region: cluster_region.to_owned(),
         recipients: recipients.to_vec(),
         export: export.clone(),
     };
@@ -88,7 +91,7 @@ pub async fn commit(
         started_at: record.created_at,
         committed_at: deps.now,
         cluster_version: doc.cluster_version,
-        cluster_region: record.snapshots.first().map(|s| s.region.clone()).unwrap_or_default(),
+        cluster_region: doc.cluster_region,
         cluster_tags: BTreeMap::new(),
         selection: policy.spec.selection.clone(),
         archive: ArchiveInfo {

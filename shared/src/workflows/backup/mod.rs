@@ -205,7 +205,14 @@ pub async fn run(
             }
             Err(e) => return Err(e.into()),
         };
-    commit::save_export(deps, &record, &cluster_version, &export_options.archive.recipients, &export).await?;
+    commit::save_export(
+        deps,
+        &record,
+        (&cluster_version, &cluster_def.spec.region),
+        &export_options.archive.recipients,
+        &export,
+    )
+    .await?;
     record.warnings = export.warnings.clone();
 
     let discovered = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.discover()).await?;
