@@ -1,5 +1,6 @@
 //! Lifeboat's function app: the handlers, the hosts that wire them (the Azure Functions custom
 //! handler and the local runtime), and the operator CLI.
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
 pub mod cli;

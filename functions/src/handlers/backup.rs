@@ -1,10 +1,10 @@
 //! `backup` (Service Bus `backup-requests`): backs up one target.
 
 use lifeboat_shared::domain::messages::BackupRequest;
-use lifeboat_shared::workflows::backup::{self, BackupError, Deps, Outcome as BackupOutcome};
+use lifeboat_shared::workflows::backup::{self, BackupError, Outcome as BackupOutcome};
 
 use super::message::decode_or_dead_letter;
-use super::{HandlerError, MessageInput, Outcome};
+use super::{HandlerError, MessageInput, Outcome, backup_deps, retryable};
 use crate::app::AppState;
 
 pub(crate) async fn handle(app: &AppState, input: &MessageInput) -> Result<Outcome, HandlerError> {
@@ -17,13 +17,7 @@ pub(crate) async fn handle(app: &AppState, input: &MessageInput) -> Result<Outco
         Err(e) => return Ok(Outcome::DeadLetter { reason: "UnknownTarget".to_owned(), description: e.to_string() }),
     };
     let cluster = app.clusters.connect(cluster_def).await.map_err(|e| cluster_error(&request, e))?;
-    let deps = Deps {
-        state: app.state.as_ref(),
-        objects: app.objects.as_ref(),
-        bus: app.bus.as_ref(),
-        cluster: cluster.as_ref(),
-        now: app.clock.now(),
-    };
+    let deps = backup_deps(app, cluster.as_ref());
     let outcome =
         backup::run(&deps, &app.settings.backup, &app.config, &request).await.map_err(|e| failure(&request, e))?;
     Ok(Outcome::done(vec![describe(&request, &outcome)]))
@@ -45,8 +39,7 @@ pub(crate) fn describe(request: &BackupRequest, outcome: &BackupOutcome) -> Stri
 }
 
 fn cluster_error(request: &BackupRequest, e: lifeboat_shared::ports::ClusterError) -> HandlerError {
-    let message = format!("backup {}: connecting to cluster {}: {e}", request.backup_id, request.cluster);
-    if e.is_transient() { HandlerError::Transient(message) } else { HandlerError::Internal(message) }
+    retryable(e.is_transient(), format!("backup {}: connecting to cluster {}: {e}", request.backup_id, request.cluster))
 }
 
 pub(crate) fn failure(request: &BackupRequest, e: BackupError) -> HandlerError {
@@ -56,5 +49,5 @@ pub(crate) fn failure(request: &BackupRequest, e: BackupError) -> HandlerError {
         message.push_str(&format!(": {s}"));
         source = s.source();
     }
-    if e.is_transient() { HandlerError::Transient(message) } else { HandlerError::Internal(message) }
+    retryable(e.is_transient(), message)
 }

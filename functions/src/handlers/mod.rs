@@ -142,6 +142,25 @@ impl HandlerError {
     }
 }
 
+/// The ports a backup step uses, from the app and a connected cluster.
+fn backup_deps<'a>(
+    app: &'a AppState,
+    cluster: &'a dyn lifeboat_shared::ports::Cluster,
+) -> lifeboat_shared::workflows::backup::Deps<'a> {
+    lifeboat_shared::workflows::backup::Deps {
+        state: app.state.as_ref(),
+        objects: app.objects.as_ref(),
+        bus: app.bus.as_ref(),
+        cluster,
+        now: app.clock.now(),
+    }
+}
+
+/// A 5xx for an error a retry may fix, else a 500 that still lets the host retry a few times.
+fn retryable(transient: bool, message: String) -> HandlerError {
+    if transient { HandlerError::Transient(message) } else { HandlerError::Internal(message) }
+}
+
 /// Runs `function` on `input`.
 ///
 /// # Errors

@@ -2,11 +2,11 @@
 //! commits it.
 
 use lifeboat_shared::domain::messages::SnapshotCheck;
-use lifeboat_shared::workflows::backup::{BackupError, Deps, Outcome as BackupOutcome};
+use lifeboat_shared::workflows::backup::{BackupError, Outcome as BackupOutcome};
 use lifeboat_shared::workflows::snapshot_check;
 
 use super::message::decode_or_dead_letter;
-use super::{HandlerError, MessageInput, Outcome};
+use super::{HandlerError, MessageInput, Outcome, backup_deps, retryable};
 use crate::app::AppState;
 
 pub(crate) async fn handle(app: &AppState, input: &MessageInput) -> Result<Outcome, HandlerError> {
@@ -21,25 +21,18 @@ pub(crate) async fn handle(app: &AppState, input: &MessageInput) -> Result<Outco
         });
     };
     let cluster = app.clusters.connect(cluster_def).await.map_err(|e| {
-        let message = format!("snapshot check of {}: connecting to {}: {e}", check.backup_id, check.cluster);
-        if e.is_transient() { HandlerError::Transient(message) } else { HandlerError::Internal(message) }
+        retryable(
+            e.is_transient(),
+            format!("snapshot check of {}: connecting to {}: {e}", check.backup_id, check.cluster),
+        )
     })?;
-    let deps = Deps {
-        state: app.state.as_ref(),
-        objects: app.objects.as_ref(),
-        bus: app.bus.as_ref(),
-        cluster: cluster.as_ref(),
-        now: app.clock.now(),
-    };
+    let deps = backup_deps(app, cluster.as_ref());
     match snapshot_check::run(&deps, &app.settings.backup, &app.config, &check).await {
         Ok(outcome) => Ok(Outcome::done(vec![describe(&check, &outcome)])),
         Err(e @ (BackupError::UnknownBackup(_) | BackupError::UnknownTarget(_))) => {
             Ok(Outcome::DeadLetter { reason: "UnknownBackup".to_owned(), description: e.to_string() })
         }
-        Err(e) => {
-            let message = format!("snapshot check of {}: {e}", check.backup_id);
-            Err(if e.is_transient() { HandlerError::Transient(message) } else { HandlerError::Internal(message) })
-        }
+        Err(e) => Err(retryable(e.is_transient(), format!("snapshot check of {}: {e}", check.backup_id))),
     }
 }
 
