@@ -2,6 +2,7 @@
 //! handler and the local runtime), and the operator CLI.
 
 pub mod app;
+pub mod bus;
 pub mod cli;
 pub mod function_defs;
 pub mod handlers;
