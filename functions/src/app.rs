@@ -15,6 +15,7 @@ use lifeboat_shared::ports::{
 };
 use lifeboat_shared::workflows::backup::BackupSettings;
 
+use crate::bus::BusChoice;
 use crate::function_defs::{self, FunctionDef};
 use crate::storage::Storage;
 
@@ -98,7 +99,7 @@ impl DataDir {
 /// # Errors
 /// When a store cannot be opened.
 pub fn embedded(data: &DataDir, config: Config, settings: Settings) -> anyhow::Result<(AppState, Arc<SqliteQueue>)> {
-    build(data, config, settings, &Storage::Embedded, Arc::new(SystemClock))
+    embedded_with_clock(data, config, settings, Arc::new(SystemClock))
 }
 
 /// [`embedded`] with a given clock (tests).
@@ -111,12 +112,17 @@ pub fn embedded_with_clock(
     settings: Settings,
     clock: Arc<dyn Clock>,
 ) -> anyhow::Result<(AppState, Arc<SqliteQueue>)> {
-    build(data, config, settings, &Storage::Embedded, clock)
+    let (app, queue) = build(data, config, settings, &Storage::Embedded, &BusChoice::Embedded, clock)?;
+    let queue = queue.context("the embedded bus keeps its queues in SQLite")?;
+    Ok((app, queue))
 }
 
 /// The composition root: builds the app with state and objects where `storage` says (see
-/// [`crate::storage`]), queues in SQLite under `data` (the Service Bus adapter comes with its
-/// own issue), alerts to the log.
+/// [`crate::storage`]), messages sent where `bus` says (see [`crate::bus`]), alerts to the log.
+///
+/// With the embedded bus the SQLite queues under `data` are returned too, and the app receives
+/// from them (the local runtime pumps them). With Service Bus the app only sends: the Functions
+/// host receives, so `AppState::queues` is `None` and no queue file is opened.
 ///
 /// # Errors
 /// When a store cannot be opened or a client cannot be configured.
@@ -125,8 +131,9 @@ pub fn build(
     config: Config,
     settings: Settings,
     storage: &Storage,
+    bus: &BusChoice,
     clock: Arc<dyn Clock>,
-) -> anyhow::Result<(AppState, Arc<SqliteQueue>)> {
+) -> anyhow::Result<(AppState, Option<Arc<SqliteQueue>>)> {
     std::fs::create_dir_all(&data.root).with_context(|| format!("creating data directory {}", data.root.display()))?;
     let (state, objects): (Arc<dyn StateStore>, Arc<dyn ObjectStore>) = match storage {
         Storage::Embedded => (
@@ -135,17 +142,23 @@ pub fn build(
         ),
         Storage::Azure(azure) => azure.open()?,
     };
-    let queue = Arc::new(
-        SqliteQueue::open(&data.queue_db(), Arc::clone(&clock), QueueSettings::default())
-            .context("opening the queues")?,
-    );
+    let (sender, queues, queue): (Arc<dyn Bus>, Option<Arc<dyn QueueReceiver>>, _) = match bus {
+        BusChoice::Embedded => {
+            let queue = Arc::new(
+                SqliteQueue::open(&data.queue_db(), Arc::clone(&clock), QueueSettings::default())
+                    .context("opening the queues")?,
+            );
+            (Arc::clone(&queue) as Arc<dyn Bus>, Some(Arc::clone(&queue) as Arc<dyn QueueReceiver>), Some(queue))
+        }
+        BusChoice::ServiceBus(service_bus) => (service_bus.open()?, None, None),
+    };
     let functions = function_defs::all().context("reading function definitions")?;
     let app = AppState {
         config: Arc::new(config),
         state,
         objects,
-        bus: Arc::clone(&queue) as Arc<dyn Bus>,
-        queues: Some(Arc::clone(&queue) as Arc<dyn QueueReceiver>),
+        bus: sender,
+        queues,
         alerts: Arc::new(LogAlertSink),
         clusters: Arc::new(KubeconfigConnector::default()),
         clock,
@@ -153,4 +166,39 @@ pub fn build(
         functions: Arc::new(functions),
     };
     Ok((app, queue))
+}
+
+#[cfg(test)]
+mod tests {
+    use lifeboat_shared::adapters::azure::AzureAuthMode;
+
+    use super::*;
+    use crate::bus::ServiceBusChoice;
+
+    #[test]
+    fn service_bus_sends_and_leaves_receiving_to_the_host() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let data = DataDir::new(dir.path());
+        let bus = BusChoice::ServiceBus(ServiceBusChoice {
+            namespace: "lifeboat-test.servicebus.windows.net".into(),
+            auth: AzureAuthMode::AzureCli,
+        });
+        let (app, queue) =
+            build(&data, Config::default(), Settings::default(), &Storage::Embedded, &bus, Arc::new(SystemClock))
+                .expect("app");
+        assert!(app.queues.is_none() && queue.is_none(), "no local queues with Service Bus");
+        assert!(!data.queue_db().exists(), "no queue file is opened");
+
+        let (app, queue) = build(
+            &data,
+            Config::default(),
+            Settings::default(),
+            &Storage::Embedded,
+            &BusChoice::Embedded,
+            Arc::new(SystemClock),
+        )
+        .expect("app");
+        assert!(app.queues.is_some() && queue.is_some(), "the embedded bus receives locally");
+        assert!(data.queue_db().exists());
+    }
 }

@@ -3,6 +3,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
 pub mod app;
+pub mod bus;
 pub mod cli;
 pub mod function_defs;
 pub mod handlers;

@@ -67,13 +67,7 @@ impl Storage {
                 let required = |name: &str| {
                     get(name).with_context(|| format!("LIFEBOAT_STORAGE=azure needs {name} (see docs/azure.md)"))
                 };
-                let mut auth: AzureAuthMode = match get("LIFEBOAT_AZURE_AUTH") {
-                    Some(mode) => mode.trim().parse().context("LIFEBOAT_AZURE_AUTH")?,
-                    None => AzureAuthMode::ManagedIdentity { client_id: None },
-                };
-                if let AzureAuthMode::ManagedIdentity { client_id } = &mut auth {
-                    *client_id = get("LIFEBOAT_AZURE_CLIENT_ID").or_else(|| get("AZURE_CLIENT_ID"));
-                }
+                let auth = auth_from_lookup(&get)?;
                 Ok(Self::Azure(AzureStorage {
                     blob_endpoint: required("LIFEBOAT_BLOB_ENDPOINT")?,
                     container: get("LIFEBOAT_BLOB_CONTAINER").unwrap_or_else(|| DEFAULT_CONTAINER.to_owned()),
@@ -95,6 +89,22 @@ impl Storage {
             ),
         }
     }
+}
+
+/// The identity named by `LIFEBOAT_AZURE_AUTH` (default: managed identity, user-assigned when
+/// `LIFEBOAT_AZURE_CLIENT_ID` or `AZURE_CLIENT_ID` is set), shared by storage and Service Bus.
+///
+/// # Errors
+/// An unknown mode, named.
+pub fn auth_from_lookup(get: &impl Fn(&str) -> Option<String>) -> anyhow::Result<AzureAuthMode> {
+    let mut auth: AzureAuthMode = match get("LIFEBOAT_AZURE_AUTH") {
+        Some(mode) => mode.trim().parse().context("LIFEBOAT_AZURE_AUTH")?,
+        None => AzureAuthMode::ManagedIdentity { client_id: None },
+    };
+    if let AzureAuthMode::ManagedIdentity { client_id } = &mut auth {
+        *client_id = get("LIFEBOAT_AZURE_CLIENT_ID").or_else(|| get("AZURE_CLIENT_ID"));
+    }
+    Ok(auth)
 }
 
 impl AzureStorage {

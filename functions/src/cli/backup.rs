@@ -10,6 +10,7 @@ use serde_json::json;
 
 use super::{Local, load_config};
 use crate::app::{self, DataDir, Settings};
+use crate::bus::BusChoice;
 use crate::storage::Storage;
 
 /// `lifeboat backup …`
@@ -41,11 +42,13 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     anyhow::ensure!(protects, "policy {policy} does not protect cluster {cluster} in the given configuration");
     let data = DataDir::new(&local.data);
     let storage = Storage::from_env()?;
+    let bus = BusChoice::from_env()?;
     let (app, _queue) = app::build(
         &data,
         config,
         Settings::default(),
         &storage,
+        &bus,
         std::sync::Arc::new(lifeboat_shared::ports::SystemClock),
     )?;
     let request_id = request_id.unwrap_or_else(|| uuid::Uuid::new_v4().to_string());

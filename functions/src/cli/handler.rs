@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use super::{Local, load_config, schedule_period};
 use crate::app::{self, DataDir, Settings};
+use crate::bus::BusChoice;
 use crate::function_defs::TriggerKind;
 use crate::hosts::custom_handler;
 use crate::storage::Storage;
@@ -35,14 +36,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         _ => chrono::Duration::minutes(5),
     };
     // State and objects where the settings say (Table and Blob Storage in Azure, see
-    // crate::storage); queues stay under LIFEBOAT_DATA until the Service Bus adapter lands.
+    // crate::storage); sends to Service Bus when LIFEBOAT_BUS=servicebus (crate::bus), else to
+    // SQLite queues under LIFEBOAT_DATA.
     let data = DataDir::new(&args.local.data);
     let storage = Storage::from_env()?;
+    let bus = BusChoice::from_env()?;
     let (app, _queue) = app::build(
         &data,
         config,
         Settings { tick_period, ..Settings::default() },
         &storage,
+        &bus,
         std::sync::Arc::new(lifeboat_shared::ports::SystemClock),
     )
     .context("building the app")?;

@@ -7,6 +7,7 @@ use serde_json::Value;
 
 use super::{Local, load_config, table};
 use crate::app::{self, DataDir, Settings};
+use crate::bus::BusChoice;
 use crate::handlers;
 use crate::storage::Storage;
 
@@ -24,13 +25,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let config = load_config(args.local.config.as_deref())?;
     let data = DataDir::new(&args.local.data);
     let storage = Storage::from_env()?;
-    let has_data = data.queue_db().exists() && (storage != Storage::Embedded || data.state_db().exists());
+    let bus = BusChoice::from_env()?;
+    let has_data = (bus != BusChoice::Embedded || data.queue_db().exists())
+        && (storage != Storage::Embedded || data.state_db().exists());
     anyhow::ensure!(has_data, "no Lifeboat data in {} (run `lifeboat up` first)", data.root.display());
     let (app, _queue) = app::build(
         &data,
         config,
         Settings::default(),
         &storage,
+        &bus,
         std::sync::Arc::new(lifeboat_shared::ports::SystemClock),
     )?;
     let report = handlers::status::report(&app).await?;

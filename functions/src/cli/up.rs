@@ -7,6 +7,7 @@ use anyhow::Context;
 
 use super::{Local, load_config, schedule_period};
 use crate::app::{self, DataDir, Settings};
+use crate::bus::BusChoice;
 use crate::function_defs::TriggerKind;
 use crate::hosts::local::{self, Options};
 use crate::storage::Storage;
@@ -51,8 +52,15 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let tick_period = tick.as_deref().map(schedule_period).transpose()?.unwrap_or(chrono::Duration::minutes(5));
     let (clusters, policies, targets) = (config.clusters.len(), config.policies.len(), config.targets().len());
     let storage = Storage::from_env()?;
+    // The local runtime receives from its own queues: sending elsewhere would strand messages.
+    anyhow::ensure!(
+        BusChoice::from_env()? == BusChoice::Embedded,
+        "lifeboat up pumps its local queues, so it sends to them too: unset LIFEBOAT_BUS \
+         (LIFEBOAT_BUS=servicebus is for the function app, `lifeboat handler`, and the CLI)"
+    );
     let clock = std::sync::Arc::new(lifeboat_shared::ports::SystemClock);
-    let (app, _queue) = app::build(&data, config, Settings { tick_period, ..Settings::default() }, &storage, clock)?;
+    let settings = Settings { tick_period, ..Settings::default() };
+    let (app, _queue) = app::build(&data, config, settings, &storage, &BusChoice::Embedded, clock)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;

@@ -8,6 +8,8 @@
 //! - `scheduled_enqueue_time` in the future makes the message invisible to receivers until
 //!   then; in the past or absent, it is visible at once.
 //! - Errors say whether a retry may succeed ([`BusError::is_transient`]).
+//! - Every adapter refuses, before sending, what Service Bus would refuse ([`validate`]): an
+//!   empty or over-long id, a malformed entity path, a body over 256 KiB.
 
 use std::collections::BTreeMap;
 
@@ -57,6 +59,38 @@ impl OutgoingMessage {
     }
 }
 
+/// Longest message id Service Bus accepts.
+pub const MAX_MESSAGE_ID_CHARS: usize = 128;
+/// Longest entity path Service Bus accepts.
+pub const MAX_QUEUE_NAME_CHARS: usize = 260;
+/// Largest body accepted (the Service Bus standard tier's message size).
+pub const MAX_BODY_BYTES: usize = 256 * 1024;
+
+/// Checks `message` against the rules Service Bus applies before accepting one.
+///
+/// # Errors
+/// [`BusError::Invalid`] naming the broken rule.
+pub fn validate(message: &OutgoingMessage) -> Result<(), BusError> {
+    let invalid = |reason: String| BusError::Invalid {
+        queue: message.queue.clone(),
+        message_id: message.message_id.clone(),
+        reason,
+    };
+    let id_chars = message.message_id.chars().count();
+    if id_chars == 0 || id_chars > MAX_MESSAGE_ID_CHARS {
+        return Err(invalid(format!("message id must be 1 to {MAX_MESSAGE_ID_CHARS} characters")));
+    }
+    let name = &message.queue;
+    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '/' | '_');
+    if name.is_empty() || name.len() > MAX_QUEUE_NAME_CHARS || !name.chars().all(allowed) {
+        return Err(invalid(format!("queue name must be 1 to {MAX_QUEUE_NAME_CHARS} of a-z, 0-9, '-', '.', '_', '/'")));
+    }
+    if message.body.len() > MAX_BODY_BYTES {
+        return Err(invalid(format!("body of {} bytes exceeds {MAX_BODY_BYTES}", message.body.len())));
+    }
+    Ok(())
+}
+
 /// Errors of a bus.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -68,6 +102,17 @@ pub enum BusError {
         /// The message's id.
         message_id: String,
         /// What is wrong.
+        reason: String,
+    },
+    /// The bus refused the sender's credentials (Service Bus 401): not transient, the identity or
+    /// its configuration must be fixed. Never carries the token.
+    #[error("not authorised to send message {message_id} to {queue}: {reason}")]
+    Unauthorized {
+        /// Target queue.
+        queue: String,
+        /// The message's id.
+        message_id: String,
+        /// What the bus said (without credentials).
         reason: String,
     },
     /// The bus could not be reached or answered with a retryable failure.
@@ -96,7 +141,7 @@ pub trait Bus: Send + Sync {
     /// Sends one message (see the module contract for duplicate detection and scheduling).
     ///
     /// # Errors
-    /// [`BusError::Invalid`] for a message the bus will never take, [`BusError::Unavailable`]
-    /// when a retry may succeed.
+    /// [`BusError::Invalid`] for a message the bus will never take, [`BusError::Unauthorized`]
+    /// when the bus refuses the sender, [`BusError::Unavailable`] when a retry may succeed.
     async fn send(&self, message: OutgoingMessage) -> Result<(), BusError>;
 }

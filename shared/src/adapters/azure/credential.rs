@@ -59,6 +59,14 @@ pub enum CredentialError {
         /// The endpoint.
         endpoint: String,
     },
+    /// `dev-key` was asked for a service that only takes Entra ID tokens (Service Bus).
+    #[error(
+        "dev-key auth is for Azurite's storage only: {service} needs managed-identity, workload-identity or azure-cli"
+    )]
+    KeyNotAccepted {
+        /// The service.
+        service: &'static str,
+    },
     /// The identity library refused the configuration.
     #[error("building the {mode} credential failed")]
     Identity {
@@ -76,14 +84,24 @@ impl AzureAuthMode {
     /// # Errors
     /// [`CredentialError`] when the identity cannot be configured, or `dev-key` leaves the machine.
     pub fn storage_auth(&self, endpoints: &[&str]) -> Result<StorageAuth, CredentialError> {
+        if *self == Self::DevKey {
+            if let Some(endpoint) = endpoints.iter().find(|e| !is_loopback(e)) {
+                return Err(CredentialError::DevKeyOffLoopback { endpoint: (*endpoint).to_owned() });
+            }
+            return Ok(StorageAuth::SharedKey(SharedKeyCredential::new(AZURITE_ACCOUNT, AZURITE_KEY)));
+        }
+        self.token_credential("Azure Storage").map(StorageAuth::Token)
+    }
+
+    /// The Entra ID credential of this mode, for `service` (named in errors): every mode but
+    /// `dev-key`, which is a storage key and no identity.
+    ///
+    /// # Errors
+    /// [`CredentialError`] when the identity cannot be configured, or the mode is `dev-key`.
+    pub fn token_credential(&self, service: &'static str) -> Result<Arc<dyn TokenCredential>, CredentialError> {
         let identity = |mode: &'static str| move |e| CredentialError::Identity { mode, source: Box::new(e) };
         let credential: Arc<dyn TokenCredential> = match self {
-            Self::DevKey => {
-                if let Some(endpoint) = endpoints.iter().find(|e| !is_loopback(e)) {
-                    return Err(CredentialError::DevKeyOffLoopback { endpoint: (*endpoint).to_owned() });
-                }
-                return Ok(StorageAuth::SharedKey(SharedKeyCredential::new(AZURITE_ACCOUNT, AZURITE_KEY)));
-            }
+            Self::DevKey => return Err(CredentialError::KeyNotAccepted { service }),
             Self::ManagedIdentity { client_id } => {
                 let options = ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
@@ -94,12 +112,12 @@ impl AzureAuthMode {
             Self::WorkloadIdentity => WorkloadIdentityCredential::new(None).map_err(identity("workload-identity"))?,
             Self::AzureCli => AzureCliCredential::new(None).map_err(identity("azure-cli"))?,
         };
-        Ok(StorageAuth::Token(credential))
+        Ok(credential)
     }
 }
 
 /// Whether `endpoint`'s host is this machine.
-fn is_loopback(endpoint: &str) -> bool {
+pub(crate) fn is_loopback(endpoint: &str) -> bool {
     azure_core::http::Url::parse(endpoint).ok().and_then(|u| u.host_str().map(str::to_owned)).is_some_and(|host| {
         host == "localhost"
             || host.parse::<std::net::IpAddr>().is_ok_and(|ip| ip.is_loopback())

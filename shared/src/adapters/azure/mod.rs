@@ -1,7 +1,8 @@
-//! Azure Storage adapters: [`BlobObjectStore`] (Blob Storage, through the official
-//! `azure_storage_blob` 1.x client) and [`TableStateStore`] (Table Storage, through a small
+//! Azure adapters: [`BlobObjectStore`] (Blob Storage, through the official
+//! `azure_storage_blob` 1.x client), [`TableStateStore`] (Table Storage, through a small
 //! client of our own on the `azure_core` 1.x HTTP pipeline: no maintained Table crate exists on
-//! the current `azure_core`).
+//! the current `azure_core`) and [`ServiceBusBus`] (sending to Service Bus with its REST API on
+//! the same pipeline, see [`servicebus`] for why).
 //!
 //! Both authenticate with a [`StorageAuth`]: an Entra ID [`TokenCredential`] in Azure (managed
 //! identity, workload identity or an Azure CLI login, see [`credential`]), or Shared Key
@@ -12,6 +13,7 @@
 pub mod blob;
 pub mod credential;
 mod errors;
+pub mod servicebus;
 pub mod shared_key;
 pub mod table;
 
@@ -24,6 +26,7 @@ use azure_core::http::{ClientOptions, RetryOptions};
 
 pub use blob::BlobObjectStore;
 pub use credential::{AzureAuthMode, CredentialError};
+pub use servicebus::{ServiceBusBus, ServiceBusSettings};
 pub use shared_key::SharedKeyCredential;
 pub use table::TableStateStore;
 

@@ -17,7 +17,7 @@ use rusqlite::types::Type;
 use rusqlite::{OptionalExtension, Row, Transaction, TransactionBehavior, params};
 
 use super::connection::{Db, TaskFailed};
-use crate::ports::bus::{Bus, BusError, OutgoingMessage};
+use crate::ports::bus::{Bus, BusError, OutgoingMessage, validate};
 use crate::ports::clock::Clock;
 use crate::ports::queue::{DeadLetteredMessage, QueueError, QueueReceiver, QueueStats, ReceivedMessage};
 
@@ -83,12 +83,7 @@ CREATE TABLE IF NOT EXISTS sent_ids (
 CREATE INDEX IF NOT EXISTS sent_ids_by_expiry ON sent_ids (expires_at);
 ";
 
-/// Longest message id Service Bus accepts.
-pub const MAX_MESSAGE_ID_CHARS: usize = 128;
-/// Longest entity path Service Bus accepts.
-pub const MAX_QUEUE_NAME_CHARS: usize = 260;
-/// Largest body accepted (the Service Bus standard tier's message size).
-pub const MAX_BODY_BYTES: usize = 256 * 1024;
+pub use crate::ports::bus::{MAX_BODY_BYTES, MAX_MESSAGE_ID_CHARS, MAX_QUEUE_NAME_CHARS};
 /// The dead-letter reason of a message delivered `max_delivery_count` times.
 pub const MAX_DELIVERY_COUNT_EXCEEDED: &str = "MaxDeliveryCountExceeded";
 
@@ -228,26 +223,6 @@ fn properties_col(row: &Row<'_>, idx: usize) -> rusqlite::Result<BTreeMap<String
 
 fn invalid(message: &OutgoingMessage, reason: String) -> BusError {
     BusError::Invalid { queue: message.queue.clone(), message_id: message.message_id.clone(), reason }
-}
-
-/// The rules Service Bus applies to a message before accepting it.
-fn validate(message: &OutgoingMessage) -> Result<(), BusError> {
-    let id_chars = message.message_id.chars().count();
-    if id_chars == 0 || id_chars > MAX_MESSAGE_ID_CHARS {
-        return Err(invalid(message, format!("message id must be 1 to {MAX_MESSAGE_ID_CHARS} characters")));
-    }
-    let name = &message.queue;
-    let allowed = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || matches!(c, '-' | '.' | '/' | '_');
-    if name.is_empty() || name.len() > MAX_QUEUE_NAME_CHARS || !name.chars().all(allowed) {
-        return Err(invalid(
-            message,
-            format!("queue name must be 1 to {MAX_QUEUE_NAME_CHARS} of a-z, 0-9, '-', '.', '_', '/'"),
-        ));
-    }
-    if message.body.len() > MAX_BODY_BYTES {
-        return Err(invalid(message, format!("body of {} bytes exceeds {MAX_BODY_BYTES}", message.body.len())));
-    }
-    Ok(())
 }
 
 /// Stores `message` unless its id was accepted on its queue within the duplicate-detection window.
