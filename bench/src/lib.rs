@@ -1,6 +1,8 @@
-//! Measures how fast a custom-handler binary answers its first health probe after `exec`, and
-//! how much memory it holds, against a baseline binary. Used by the `coldstart` binary.
+//! Benchmarks. `coldstart`: how fast a custom-handler binary answers its first health probe
+//! after `exec`, and how much memory it holds, against a baseline binary. `backup-bench`: the
+//! export's time against a raw list of the same objects, and its peak memory ([`backup`]).
 
 pub mod args;
+pub mod backup;
 pub mod probe;
 pub mod report;

@@ -135,7 +135,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// A `kB` field (`VmHWM`, `VmRSS`) of `/proc/<pid>/status`, in KiB.
-fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
+pub fn proc_status_kib(pid: u32, field: &str) -> anyhow::Result<u64> {
     let path = format!("/proc/{pid}/status");
     let status = fs::read_to_string(&path).with_context(|| format!("read {path}"))?;
     parse_status_field(&status, field).with_context(|| format!("find {field} in {path}"))

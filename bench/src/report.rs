@@ -153,7 +153,7 @@ fn kib_to_mib(kib: u64) -> f64 {
 }
 
 /// Median of ascending `sorted`.
-fn median(sorted: &[f64]) -> Option<f64> {
+pub(crate) fn median(sorted: &[f64]) -> Option<f64> {
     let mid = sorted.len() / 2;
     let upper = *sorted.get(mid)?;
     if sorted.len() % 2 == 1 { Some(upper) } else { Some((sorted.get(mid - 1)? + upper) / 2.0) }

@@ -3,6 +3,7 @@
 //! format (`{"v":"meta.k8s.io/v1","rv":N,"start":"ns/name\u0000"}`, base64url).
 
 use std::collections::BTreeMap;
+use std::ops::Bound;
 
 use serde_json::{Value, json};
 
@@ -192,11 +193,12 @@ pub fn paginate(
         Some((ns, name)) => ObjectKey::new(ns, name),
         None => ObjectKey::new("", s),
     });
-    let selected = objects
-        .iter()
-        .filter(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns))
-        .filter(|(k, _)| start_key.as_ref().is_none_or(|s| *k >= s))
-        .filter(|(_, v)| opts.labels.matches(&crate::selectors::labels_of(v)) && opts.fields.matches(v));
+    let from = start_key.as_ref().map_or(Bound::Unbounded, Bound::Included);
+    let unfiltered = opts.labels.is_empty() && opts.fields.0.is_empty();
+    let selected =
+        objects.range((from, Bound::Unbounded)).filter(|(k, _)| namespace.is_none_or(|ns| k.namespace == ns)).filter(
+            |(_, v)| unfiltered || (opts.labels.matches(&crate::selectors::labels_of(v)) && opts.fields.matches(v)),
+        );
     let mut items = Vec::new();
     let mut rest = selected.peekable();
     while let Some((_, v)) = rest.next() {
@@ -204,8 +206,7 @@ pub fn paginate(
         if opts.limit > 0 && items.len() >= opts.limit {
             let Some((next, _)) = rest.peek() else { break };
             let token = ContinueToken { rv, start: next.path() }.encode();
-            let unselected = opts.labels.is_empty() && opts.fields.0.is_empty();
-            let remaining = unselected.then(|| rest.count());
+            let remaining = unfiltered.then(|| rest.count());
             return Page { items, continue_token: Some(token), remaining };
         }
     }

@@ -2,6 +2,7 @@
 //! bounded history of changes. The history plays etcd's role: lists at an older revision are
 //! rebuilt from it, watches replay it, and what falls out of it is "compacted" (410 Gone).
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 
@@ -199,6 +200,20 @@ impl Inner {
             };
         }
         Ok(map)
+    }
+
+    /// As [`Inner::objects_at`], but borrows the current objects when no kept change of `gr`
+    /// follows `rv`: a list page then clones only its own items, not the whole resource.
+    pub(crate) fn objects_view(
+        &self,
+        gr: &GroupResource,
+        rv: Option<u64>,
+    ) -> Result<Cow<'_, BTreeMap<ObjectKey, Value>>, Compacted> {
+        let changed_since = |rv: u64| self.history.iter().rev().take_while(|e| e.rv > rv).any(|e| &e.gr == gr);
+        if rv.is_some_and(|rv| rv < self.compacted || changed_since(rv)) {
+            return self.objects_at(gr, rv).map(Cow::Owned);
+        }
+        Ok(self.objects.get(gr).map_or_else(|| Cow::Owned(BTreeMap::new()), Cow::Borrowed))
     }
 
     /// The latest resourceVersion.

@@ -123,16 +123,19 @@ impl Store {
         {
             return Err(ApiError::too_large_resource_version(rv, current));
         }
-        let objects = inner.objects_at(&gr_of(def), at).map_err(|Compacted { requested, oldest }| {
+        let gr = gr_of(def);
+        let objects = inner.objects_view(&gr, at).map_err(|Compacted { requested, oldest }| {
             if token.is_some() {
                 continue_expired()
             } else {
                 ApiError::expired(format!("too old resource version: {requested} ({oldest})"))
             }
         })?;
-        drop(inner);
         let list_rv = at.unwrap_or(current);
+        // Paginated under the lock, so only the page's items are cloned.
         let page = paginate(&objects, opts, token.as_ref().map(|t| t.start.as_str()), list_rv, ns);
+        drop(objects);
+        drop(inner);
         let mut meta = serde_json::Map::new();
         meta.insert("resourceVersion".into(), json!(list_rv.to_string()));
         if let Some(c) = page.continue_token {
