@@ -3,6 +3,7 @@
 
 pub mod app;
 pub mod cli;
+pub mod demo;
 pub mod function_defs;
 pub mod handlers;
 pub mod hosts;
