@@ -50,7 +50,14 @@ fn start(args: &[&str], data: &Path) -> Up {
     });
     let mut printed = Vec::new();
     loop {
-        let line = lines.recv_timeout(Duration::from_secs(30)).expect("lifeboat up prints its address");
+        let line = match lines.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(e) => {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("lifeboat up did not print its address: {e}; printed {printed:?}");
+            }
+        };
         let done = line.contains("listening on http://127.0.0.1:");
         printed.push(line);
         if done {
