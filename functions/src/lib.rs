@@ -5,6 +5,7 @@
 pub mod app;
 pub mod bus;
 pub mod cli;
+pub mod demo;
 pub mod function_defs;
 pub mod handlers;
 pub mod hosts;

@@ -138,3 +138,13 @@ pub async fn list(state: &dyn StateStore, cluster: &ClusterName) -> Result<Vec<B
         .map_err(store_err(cluster.as_str(), "*"))?;
     entities.iter().map(decode).collect()
 }
+
+/// Every backup of every cluster in the catalog, in cluster then id order (clusters no longer
+/// declared included).
+///
+/// # Errors
+/// [`CatalogError`].
+pub async fn list_all(state: &dyn StateStore) -> Result<Vec<BackupRecord>, CatalogError> {
+    let entities = query_all(state, TABLE_BACKUPS, &Query::all()).await.map_err(store_err("*", "*"))?;
+    entities.iter().map(decode).collect()
+}

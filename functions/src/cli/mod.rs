@@ -1,10 +1,12 @@
 //! The command line: one file per subcommand.
 
 mod backup;
+mod backups;
 mod handler;
 mod policy;
 mod status;
 mod up;
+mod wait;
 
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -37,6 +39,9 @@ enum Command {
     /// Request backups.
     #[command(subcommand)]
     Backup(backup::Command),
+    /// The backup catalog.
+    #[command(subcommand)]
+    Backups(backups::Command),
 }
 
 /// Where the embedded defaults keep their data unless told otherwise.
@@ -63,6 +68,7 @@ pub fn main() -> ExitCode {
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::run(args))),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Backup(cmd) => runtime().and_then(|rt| rt.block_on(backup::run(cmd))),
+        Command::Backups(cmd) => runtime().and_then(|rt| rt.block_on(backups::run(cmd))),
     };
     match result {
         Ok(code) => code,

@@ -8,6 +8,7 @@ use anyhow::Context;
 use super::{Local, load_config, schedule_period};
 use crate::app::{self, DataDir, Settings};
 use crate::bus::BusChoice;
+use crate::demo;
 use crate::function_defs::TriggerKind;
 use crate::hosts::local::{self, Options};
 use crate::storage::Storage;
@@ -27,6 +28,10 @@ pub(crate) struct Args {
     /// Most queue messages handled at once.
     #[arg(long, default_value_t = 4)]
     workers: usize,
+    /// Run a demo: a Kubernetes API server in this process (in memory) with a sample
+    /// application, protected by a generated policy every 30 s. Not with --config.
+    #[arg(long)]
+    demo: bool,
 }
 
 fn parse_override(s: &str) -> Result<(String, String), String> {
@@ -35,9 +40,24 @@ fn parse_override(s: &str) -> Result<(String, String), String> {
 }
 
 pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
-    let config = load_config(args.local.config.as_deref())?;
+    if let (true, Some(path)) = (args.demo, &args.local.config) {
+        anyhow::bail!(
+            "--demo brings its own cluster and policy and does not combine with --config ({}; \
+             LIFEBOAT_CONFIG sets it too): run one or the other, with different --data directories",
+            path.display()
+        );
+    }
+    let mut config = load_config(args.local.config.as_deref())?;
     let data = DataDir::new(&args.local.data);
-    let timer_overrides: BTreeMap<String, String> = args.timers.into_iter().collect();
+    let mut timer_overrides: BTreeMap<String, String> = args.timers.into_iter().collect();
+    let demo = if args.demo {
+        timer_overrides.entry("schedule_tick".into()).or_insert_with(|| demo::TICK.into());
+        let demo = demo::start(&data.root).await?;
+        config = demo.config.clone();
+        Some(demo)
+    } else {
+        None
+    };
     let defs = crate::function_defs::all()?;
     for name in timer_overrides.keys() {
         let is_timer = defs.iter().any(|d| d.name == name && matches!(d.trigger, TriggerKind::Timer { .. }));
@@ -59,12 +79,17 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
          (LIFEBOAT_BUS=servicebus is for the function app, `lifeboat handler`, and the CLI)"
     );
     let clock = std::sync::Arc::new(lifeboat_shared::ports::SystemClock);
-    let settings = Settings { tick_period, ..Settings::default() };
+    let mut settings = Settings { tick_period, ..Settings::default() };
+    if demo.is_some() {
+        // The demo cluster's simulated CSI driver cuts snapshots in a fraction of a second.
+        settings.backup.snapshot_poll = std::time::Duration::from_secs(1);
+    }
     let (app, _queue) = app::build(&data, config, settings, &storage, &BusChoice::Embedded, clock)?;
     let listener = tokio::net::TcpListener::bind(("127.0.0.1", args.port))
         .await
         .with_context(|| format!("binding 127.0.0.1:{}", args.port))?;
     let port = listener.local_addr().map(|a| a.port()).unwrap_or(args.port);
+    let shutdown = shutdown_signal();
 
     match &storage {
         Storage::Embedded => {
@@ -75,20 +100,66 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
             say(&format!("lifeboat up: {}", storage.describe()));
         }
     }
-    match &args.local.config {
-        Some(path) => say(&format!(
+    match (&demo, &args.local.config) {
+        (Some(demo), _) => demo_lines(demo, &data).iter().for_each(|l| say(l)),
+        (None, Some(path)) if policies > 0 => say(&format!(
             "lifeboat up: {clusters} cluster(s), {policies} policy(ies), {targets} target(s) from {}",
             path.display()
         )),
-        None => say("lifeboat up: no configuration given (--config or LIFEBOAT_CONFIG): nothing is protected yet"),
+        (None, Some(path)) => nothing_protected(&format!("{} declares no policy", path.display())),
+        (None, None) => nothing_protected("no policy is configured (--config PATH or LIFEBOAT_CONFIG)"),
     }
     say(&format!("lifeboat up: listening on http://127.0.0.1:{port} (GET /status)"));
     say("lifeboat up: Ctrl-C stops; messages in flight are kept for the next start");
 
     let options = Options { port, timer_overrides, workers: args.workers, ..Options::default() };
-    local::run(app, listener, options, shutdown_signal()).await?;
+    local::run(app, listener, options, shutdown).await?;
+    if let Some(demo) = demo {
+        demo.server.shutdown().await;
+    }
     say("lifeboat up: stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// What `up` says when no policy protects anything.
+fn nothing_protected(why: &str) {
+    say(&format!("lifeboat up: nothing is protected: {why}"));
+    say("lifeboat up: to see backups without a cluster of your own, start the demo: lifeboat up --demo");
+}
+
+/// What `up --demo` says about its cluster, for people.
+fn demo_lines(demo: &demo::Demo, data: &DataDir) -> Vec<String> {
+    let kubeconfig = demo::shell_quote(&demo.kubeconfig.display().to_string());
+    let data_arg = demo::shell_quote(&data.root.display().to_string());
+    vec![
+        format!(
+            "lifeboat up: demo cluster `{}` at {}: in memory, in this process; it is gone when lifeboat stops \
+             (its backups stay in the data directory)",
+            demo::CLUSTER,
+            demo.server.url()
+        ),
+        format!(
+            "lifeboat up: sample application in namespace {} ({} objects, {} volume(s) on Azure Disk CSI)",
+            demo.sample.namespace,
+            demo.sample.objects,
+            demo.sample.pvcs.len()
+        ),
+        format!(
+            "lifeboat up: policy `{}` backs up every namespace but {} every 30 s (schedule {}): the first backup commits within a minute",
+            demo::POLICY,
+            demo::SYSTEM_NAMESPACES.join(", "),
+            demo::SCHEDULE
+        ),
+        format!("lifeboat up: kubeconfig of the demo cluster: {}", demo.kubeconfig.display()),
+        format!("lifeboat up: try: kubectl --kubeconfig {kubeconfig} get pods -A"),
+        format!("lifeboat up: see the backups: lifeboat backups list --data {data_arg}"),
+        format!(
+            "lifeboat up: back up now: lifeboat backup now --data {data_arg} --config {} --cluster {} --policy {} --wait",
+            demo::shell_quote(&demo.config_file.display().to_string()),
+            demo::CLUSTER,
+            demo::POLICY
+        ),
+    ]
 }
 
 /// Prints a line for people; a closed stdout (a supervisor gone) must not stop the runtime.
@@ -97,24 +168,30 @@ fn say(line: &str) {
     let _ = writeln!(std::io::stdout(), "{line}");
 }
 
-/// Ctrl-C or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Ctrl-C or SIGTERM. The handlers are installed when this is called, not when the future is
+/// first polled, so a signal sent right after the address is printed is not lost (nor fatal).
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (interrupt, terminate) = (signal(SignalKind::interrupt()).ok(), signal(SignalKind::terminate()).ok());
+        async move {
+            let wait = |s: Option<tokio::signal::unix::Signal>| async move {
+                match s {
+                    Some(mut s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
+                }
+            };
+            tokio::select! {
+                () = wait(interrupt) => {}
+                () = wait(terminate) => {}
             }
-            Err(_) => std::future::pending::<()>().await,
         }
-    };
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {}
-        () = term => {}
+    async {
+        let _ = tokio::signal::ctrl_c().await;
     }
 }
