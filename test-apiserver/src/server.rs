@@ -239,8 +239,14 @@ impl Running {
     /// # Errors
     /// [`KubeconfigError`] when the file cannot be written.
     pub fn write_kubeconfig(&self, path: &Path) -> Result<(), KubeconfigError> {
-        std::fs::write(path, self.kubeconfig_yaml())
-            .map_err(|source| KubeconfigError { path: path.display().to_string(), source })
+        let fail = |source| KubeconfigError { path: path.display().to_string(), source };
+        // It holds the bearer token: readable by its owner only, as kubectl writes its own.
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let mut file = options.open(path).map_err(fail)?;
+        std::io::Write::write_all(&mut file, self.kubeconfig_yaml().as_bytes()).map_err(fail)
     }
 
     /// Stops accepting, closes open connections and watches, stops the controllers, and waits.

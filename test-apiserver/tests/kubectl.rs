@@ -162,6 +162,12 @@ async fn kubectl_versions_apply_get_page_and_delete() -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig)?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&kubeconfig)?.permissions().mode() & 0o777;
+        assert_eq!(mode, 0o600, "the kubeconfig holds a bearer token: owner-only");
+    }
     let bins = kubectls(&default);
     for (i, bin) in bins.iter().enumerate() {
         let cache = dir.path().join(format!("cache-{i}"));
