@@ -105,7 +105,10 @@ impl AzureAuthMode {
             Self::ManagedIdentity { client_id } => {
                 let options = ManagedIdentityCredentialOptions {
                     user_assigned_id: client_id.clone().map(UserAssignedId::ClientId),
-                    ..ManagedIdentityCredentialOptions::default()
+                    client_options: azure_core::http::ClientOptions {
+                        transport: Some(super::shared_transport()),
+                        ..azure_core::http::ClientOptions::default()
+                    },
                 };
                 ManagedIdentityCredential::new(Some(options)).map_err(identity("managed-identity"))?
             }

@@ -89,8 +89,20 @@ impl ClientSettings {
             StorageAuth::SharedKey(key) => Arc::new(shared_key::SharedKeyPolicy::new(key.clone(), service)),
         };
         let retry = if self.retries { RetryOptions::default() } else { RetryOptions::none() };
-        ClientOptions { per_try_policies: vec![policy], retry, ..ClientOptions::default() }
+        ClientOptions {
+            per_try_policies: vec![policy],
+            retry,
+            transport: Some(shared_transport()),
+            ..ClientOptions::default()
+        }
     }
+}
+
+/// The one HTTP transport every Azure client of the process uses. Building one loads the
+/// system's root certificates (about 5 ms): once per process, not once per client.
+pub(crate) fn shared_transport() -> azure_core::http::Transport {
+    static TRANSPORT: std::sync::OnceLock<azure_core::http::Transport> = std::sync::OnceLock::new();
+    TRANSPORT.get_or_init(|| azure_core::http::Transport::new(azure_core::http::new_http_client(None))).clone()
 }
 
 /// Why an adapter could not be built.

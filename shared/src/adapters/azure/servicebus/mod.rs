@@ -119,7 +119,12 @@ impl ServiceBusBus {
             _ => return Err(ServiceBusSetupError::TokenOverHttp { endpoint: trimmed.to_owned() }),
         };
         let retry = if settings.retries { RetryOptions::default() } else { RetryOptions::none() };
-        let options = ClientOptions { per_try_policies: vec![auth], retry, ..ClientOptions::default() };
+        let options = ClientOptions {
+            per_try_policies: vec![auth],
+            retry,
+            transport: Some(super::shared_transport()),
+            ..ClientOptions::default()
+        };
         let pipeline = Pipeline::new(
             Some(env!("CARGO_PKG_NAME")),
             Some(env!("CARGO_PKG_VERSION")),
