@@ -87,13 +87,7 @@ spec:
 
 async fn deliver(w: &World, function: &str, message: &ReceivedMessage) -> Outcome {
     let def = w.app.function(function).expect("function").clone();
-    let input = MessageInput {
-        queue: message.queue.clone(),
-        message_id: message.message_id.clone(),
-        body: message.body.clone(),
-        delivery_count: message.delivery_count,
-        enqueued_time: Some(message.enqueued_time),
-    };
+    let input = MessageInput::from(message);
     handlers::dispatch(&w.app, &def, TriggerInput::Message(input)).await.unwrap_or_else(|e| panic!("{function}: {e}"))
 }
 
@@ -305,13 +299,7 @@ async fn drive(w: &World, app: &AppState) -> Option<BackupState> {
         for (queue, function) in [("backup-requests", "backup"), ("snapshot-checks", "snapshot_check")] {
             for message in w.queue.receive(queue, 10).await.expect("receive") {
                 let def = app.function(function).expect("function").clone();
-                let input = MessageInput {
-                    queue: message.queue.clone(),
-                    message_id: message.message_id.clone(),
-                    body: message.body.clone(),
-                    delivery_count: message.delivery_count,
-                    enqueued_time: Some(message.enqueued_time),
-                };
+                let input = MessageInput::from(&message);
                 match handlers::dispatch(app, &def, TriggerInput::Message(input)).await {
                     Ok(_) => w.queue.complete(&message).await.expect("complete"),
                     Err(_) => w.queue.abandon(&message, None).await.expect("abandon"),

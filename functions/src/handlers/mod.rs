@@ -48,6 +48,18 @@ pub struct MessageInput {
     pub enqueued_time: Option<DateTime<Utc>>,
 }
 
+impl From<&lifeboat_shared::ports::ReceivedMessage> for MessageInput {
+    fn from(m: &lifeboat_shared::ports::ReceivedMessage) -> Self {
+        Self {
+            queue: m.queue.clone(),
+            message_id: m.message_id.clone(),
+            body: m.body.clone(),
+            delivery_count: m.delivery_count,
+            enqueued_time: Some(m.enqueued_time),
+        }
+    }
+}
+
 /// An HTTP request to an HTTP-triggered function.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct HttpInput {

@@ -84,13 +84,7 @@ impl Pump {
     }
 
     async fn handle(&self, def: &FunctionDef, message: ReceivedMessage) {
-        let input = MessageInput {
-            queue: message.queue.clone(),
-            message_id: message.message_id.clone(),
-            body: message.body.clone(),
-            delivery_count: message.delivery_count,
-            enqueued_time: Some(message.enqueued_time),
-        };
+        let input = MessageInput::from(&message);
         let renewal = tokio::spawn(keep_locked(Arc::clone(&self.receiver), message.clone()));
         let result = handlers::dispatch(&self.app, def, TriggerInput::Message(input.clone())).await;
         renewal.abort();
