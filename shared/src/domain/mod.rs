@@ -7,5 +7,6 @@ pub mod names;
 pub mod policy;
 pub mod records;
 pub mod resources;
+pub mod restore;
 pub mod schedule;
 pub mod selection;
