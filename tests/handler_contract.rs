@@ -188,7 +188,6 @@ async fn every_function_whose_body_comes_later_says_so() {
     let timer = json!({ "Data": { "timer": { "IsPastDue": false } }, "Metadata": {} }).to_string();
     let copy =
         json!({"schemaVersion": 1, "backupId": "b-1", "cluster": "prod", "targetRegion": "northeurope", "attempt": 0});
-    let restore = json!({"schemaVersion": 1, "requestId": "r-1", "sourceCluster": "prod", "backup": {"kind": "latest"}, "targetCluster": "prod"});
     let event =
         json!({"Data": {"event": {"id": "e1", "eventType": "Lifeboat.PreUpgrade", "subject": "x", "data": {}}}})
             .to_string();
@@ -197,7 +196,6 @@ async fn every_function_whose_body_comes_later_says_so() {
         ("staleness", timer.clone()),
         ("drill", timer),
         ("copy", service_bus(copy, "c2")),
-        ("restore", service_bus(restore, "c3")),
         ("upgrade_event", event),
     ];
     for (function, body) in cases {
@@ -206,6 +204,16 @@ async fn every_function_whose_body_comes_later_says_so() {
         let error = answer["Error"].as_str().unwrap_or("");
         assert!(error.contains(&format!("function {function} is not implemented yet")), "{function}: {answer}");
     }
+}
+
+#[tokio::test]
+async fn a_restore_into_an_undeclared_cluster_is_dead_lettered_at_once() {
+    let h = harness(Some(support::HOURLY_POLICY));
+    let restore = json!({"schemaVersion": 1, "requestId": "r-1", "sourceCluster": "prod",
+        "backup": {"kind": "latest"}, "targetCluster": "staging"});
+    let (status, body) = invoke(&h, "restore", service_bus(restore, "r1")).await;
+    assert_eq!(status, StatusCode::OK, "completed, not retried: {body}");
+    assert!(logs(&body).contains("dead-lettered (UnknownCluster)"), "{body}");
 }
 
 #[tokio::test]

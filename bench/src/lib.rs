@@ -6,3 +6,4 @@ pub mod args;
 pub mod backup;
 pub mod probe;
 pub mod report;
+pub mod restore;

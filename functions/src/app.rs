@@ -14,6 +14,7 @@ use lifeboat_shared::ports::{
     AlertSink, Bus, Clock, ClusterConnector, ObjectStore, QueueReceiver, StateStore, SystemClock,
 };
 use lifeboat_shared::workflows::backup::BackupSettings;
+use lifeboat_shared::workflows::restore::RestoreSettings;
 
 use crate::bus::BusChoice;
 use crate::function_defs::{self, FunctionDef};
@@ -26,11 +27,49 @@ pub struct Settings {
     pub tick_period: chrono::Duration,
     /// Tuning of backups.
     pub backup: BackupSettings,
+    /// Tuning of restores, and the identities that decrypt archives.
+    pub restore: RestoreSettings,
 }
 
 impl Default for Settings {
     fn default() -> Self {
-        Self { tick_period: chrono::Duration::minutes(5), backup: BackupSettings::default() }
+        Self {
+            tick_period: chrono::Duration::minutes(5),
+            backup: BackupSettings::default(),
+            restore: RestoreSettings::default(),
+        }
+    }
+}
+
+/// The environment variable naming a file of age identities (`AGE-SECRET-KEY-1…`, one per
+/// line, `#` comments allowed, as `age-keygen` writes them) that decrypt encrypted archives.
+pub const AGE_IDENTITY_FILE_VAR: &str = "LIFEBOAT_AGE_IDENTITY_FILE";
+
+impl Settings {
+    /// The defaults, with the age identities of [`AGE_IDENTITY_FILE_VAR`] when it is set.
+    ///
+    /// # Errors
+    /// When the file named cannot be read or holds no identity.
+    pub fn from_env() -> anyhow::Result<Self> {
+        let mut settings = Settings::default();
+        if let Some(path) = std::env::var_os(AGE_IDENTITY_FILE_VAR) {
+            let path = PathBuf::from(path);
+            let text = std::fs::read_to_string(&path)
+                .with_context(|| format!("{AGE_IDENTITY_FILE_VAR}: reading {}", path.display()))?;
+            let identities: Vec<String> = text
+                .lines()
+                .map(str::trim)
+                .filter(|l| !l.is_empty() && !l.starts_with('#'))
+                .map(str::to_owned)
+                .collect();
+            anyhow::ensure!(
+                !identities.is_empty(),
+                "{AGE_IDENTITY_FILE_VAR}: {} holds no identity (expected AGE-SECRET-KEY-1… lines)",
+                path.display()
+            );
+            settings.restore.read.identities = identities;
+        }
+        Ok(settings)
     }
 }
 

@@ -93,6 +93,10 @@ spec:
   rpo: 5m
   selection: {{ excludeNamespaces: [{excluded}] }}
   retention: {{ keepLast: 20 }}
+  # Restores back into the demo cluster: any namespace but the system ones, and the
+  # cluster-scoped objects a namespace needs (try `lifeboat restore submit --dry-run`).
+  restores:
+  - {{ clusters: [{CLUSTER}], namespaces: ["*"], excludeNamespaces: [{excluded}], clusterScoped: true }}
 "#
     )
 }

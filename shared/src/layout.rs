@@ -10,6 +10,8 @@ pub const TABLE_SCHEDULE_CURSORS: &str = "schedulecursors";
 pub const TABLE_SLOT_CLAIMS: &str = "slotclaims";
 /// The backup catalog: partition = cluster, row = backup id.
 pub const TABLE_BACKUPS: &str = "backups";
+/// Restores: partition = target cluster, row = restore id.
+pub const TABLE_RESTORES: &str = "restores";
 /// Messages refused by handlers: partition = queue, row = message id.
 pub const TABLE_DEAD_LETTERS: &str = "deadletters";
 
@@ -32,6 +34,11 @@ pub fn archive_key(cluster: &ClusterName, backup: &BackupId) -> String {
 /// folds it into the manifest.
 pub fn export_key(cluster: &ClusterName, backup: &BackupId) -> String {
     format!("{}export.json", backup_prefix(cluster, backup))
+}
+
+/// The per-object results of one restore (and, for a dry run, its plan).
+pub fn restore_results_key(target: &ClusterName, restore_id: &str) -> String {
+    format!("restores/{target}/{restore_id}/results.json")
 }
 
 #[cfg(test)]

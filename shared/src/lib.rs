@@ -10,6 +10,7 @@ pub mod config;
 pub mod domain;
 pub mod layout;
 pub mod ports;
+pub mod restores;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 pub mod workflows;

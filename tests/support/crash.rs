@@ -184,6 +184,10 @@ impl Cluster for CrashingCluster {
         let fail = ClusterError::Unavailable { what: "create".into(), message: "simulated crash".into() };
         guarded!(self.1, fail, self.0.create(r, ns, object).await)
     }
+    async fn replace(&self, r: &ApiResourceInfo, ns: Option<&str>, object: &Value) -> Result<Value, ClusterError> {
+        let fail = ClusterError::Unavailable { what: "replace".into(), message: "simulated crash".into() };
+        guarded!(self.1, fail, self.0.replace(r, ns, object).await)
+    }
 }
 
 pub struct CrashingConnector(pub Arc<dyn ClusterConnector>, pub Arc<Crash>);

@@ -44,7 +44,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (app, _queue) = app::build(
         &data,
         config,
-        Settings { tick_period, ..Settings::default() },
+        Settings { tick_period, ..Settings::from_env()? },
         &storage,
         &bus,
         std::sync::Arc::new(lifeboat_shared::ports::SystemClock),

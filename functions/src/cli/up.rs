@@ -79,7 +79,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
          (LIFEBOAT_BUS=servicebus is for the function app, `lifeboat handler`, and the CLI)"
     );
     let clock = std::sync::Arc::new(lifeboat_shared::ports::SystemClock);
-    let mut settings = Settings { tick_period, ..Settings::default() };
+    let mut settings = Settings { tick_period, ..Settings::from_env()? };
     if demo.is_some() {
         // The demo cluster's simulated CSI driver cuts snapshots in a fraction of a second.
         settings.backup.snapshot_poll = std::time::Duration::from_secs(1);

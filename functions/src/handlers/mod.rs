@@ -192,7 +192,7 @@ async fn run(app: &AppState, function: &FunctionDef, input: TriggerInput) -> Res
         ("backup", TriggerInput::Message(m)) => backup::handle(app, &m).await,
         ("snapshot_check", TriggerInput::Message(m)) => snapshot_check::handle(app, &m).await,
         ("copy", TriggerInput::Message(m)) => copy::handle(&m),
-        ("restore", TriggerInput::Message(m)) => restore::handle(app, &m),
+        ("restore", TriggerInput::Message(m)) => restore::handle(app, &m).await,
         ("upgrade_event", TriggerInput::Event(e)) => upgrade_event::handle(&e),
         ("status", TriggerInput::Http(_)) => status::handle(app).await,
         (name, input) => Err(HandlerError::WrongTrigger {

@@ -266,50 +266,7 @@ impl Message for CopyRequest {
     }
 }
 
-/// Which backup a restore reads.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "camelCase", deny_unknown_fields)]
-pub enum BackupSelector {
-    /// A named backup.
-    #[serde(rename_all = "camelCase")]
-    Id {
-        /// Its id.
-        backup_id: BackupId,
-    },
-    /// The newest committed backup of the cluster, optionally before a time.
-    #[serde(rename_all = "camelCase")]
-    Latest {
-        /// Only backups before this.
-        before: Option<DateTime<Utc>>,
-    },
-}
-
-/// `restore-requests`: restore from a backup (the full request grows with the restore issue).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct RestoreRequest {
-    /// Always 1.
-    pub schema_version: u32,
-    /// The request's id: the restore's id derives from it.
-    pub request_id: String,
-    /// The cluster whose backups to read.
-    pub source_cluster: ClusterName,
-    /// Which backup.
-    pub backup: BackupSelector,
-    /// The cluster to restore into.
-    pub target_cluster: ClusterName,
-    /// Plan only.
-    #[serde(default)]
-    pub dry_run: bool,
-}
-
-impl Message for RestoreRequest {
-    const QUEUE: Queue = Queue::RestoreRequests;
-    const SCHEMA_VERSION: u32 = 1;
-    fn message_id(&self) -> String {
-        format!("restore.{}", self.request_id)
-    }
-}
+pub use super::restore_request::{BackupSelector, RestoreRequest};
 
 /// Where a restore stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -343,6 +300,31 @@ pub struct RestoreEvent {
     pub at: DateTime<Utc>,
     /// Human-readable detail.
     pub detail: String,
+    /// Objects per outcome so far.
+    #[serde(default)]
+    pub counts: RestoreCounts,
+    /// The recovery time achieved, once the restore has ended.
+    #[serde(default)]
+    pub rto_seconds: Option<u64>,
+}
+
+/// Objects of a restore per outcome.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreCounts {
+    /// Objects the plan sends.
+    pub planned: u64,
+    /// Created.
+    pub created: u64,
+    /// Replaced (conflict policy `update`).
+    pub updated: u64,
+    /// Already there and left alone (conflict policy `skip`, or created by an earlier attempt
+    /// of this restore).
+    pub unchanged: u64,
+    /// Left out by the plan (owned by a restored controller, filtered, replaced by a snapshot…).
+    pub skipped: u64,
+    /// Refused by the API server, or in conflict under policy `fail`.
+    pub failed: u64,
 }
 
 impl Message for RestoreEvent {

@@ -8,5 +8,7 @@ pub mod policy;
 pub mod records;
 pub mod resources;
 pub mod restore;
+pub mod restore_access;
+pub mod restore_request;
 pub mod schedule;
 pub mod selection;

@@ -200,6 +200,26 @@ pub struct PolicySpec {
     pub replication: Option<Replication>,
     /// Client-side encryption of the archive (it holds the cluster's Secrets).
     pub encryption: Option<EncryptionSpec>,
+    /// Where this policy's backups may be restored. When absent: into the clusters it
+    /// protects, into the namespaces it selects, without cluster-scoped objects. `[]` allows
+    /// no restore at all.
+    pub restores: Option<Vec<RestoreGrant>>,
+}
+
+/// Where a policy's backups may be restored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RestoreGrant {
+    /// Target clusters (declared names).
+    pub clusters: Vec<ClusterName>,
+    /// Target namespace globs (after mapping) that may receive objects.
+    pub namespaces: Vec<String>,
+    /// Target namespace globs that may not, even when `namespaces` matches.
+    #[serde(default)]
+    pub exclude_namespaces: Vec<String>,
+    /// Whether cluster-scoped objects may be written (the request must ask too).
+    #[serde(default)]
+    pub cluster_scoped: bool,
 }
 
 /// Client-side encryption of backups, in the age format: the operator keeps the identities
@@ -325,6 +345,12 @@ impl Config {
                         for (i, c) in p.spec.clusters.iter().enumerate() {
                             references.push((err(&format!("spec.clusters[{i}]"), String::new()), c.clone()));
                         }
+                        for (g, grant) in p.spec.restores.iter().flatten().enumerate() {
+                            for (i, c) in grant.clusters.iter().enumerate() {
+                                let field = format!("spec.restores[{g}].clusters[{i}]");
+                                references.push((err(&field, String::new()), c.clone()));
+                            }
+                        }
                         errors.extend(check_policy(&p).into_iter().map(|(f, problem)| err(f, problem)));
                         config.policies.insert(p.name.clone(), p);
                     }
@@ -424,6 +450,14 @@ fn check_policy(policy: &Policy) -> Vec<(&'static str, String)> {
             problems.push(("spec.replication.retention", "keeps nothing".to_owned()));
         }
     }
+    for grant in spec.restores.iter().flatten() {
+        if grant.clusters.is_empty() || grant.namespaces.is_empty() {
+            problems.push((
+                "spec.restores",
+                "each grant names at least one cluster and one namespace glob (\"*\" for all)".to_owned(),
+            ));
+        }
+    }
     if let Some(encryption) = &spec.encryption {
         if encryption.age_recipients.is_empty() {
             problems.push((
@@ -456,7 +490,7 @@ pub fn format_duration(d: Duration) -> String {
 }
 
 /// Durations written as `90m`, `26h`, `7d` (humantime).
-mod humantime_serde_compat {
+pub(crate) mod humantime_serde_compat {
     use std::time::Duration;
 
     use serde::{Deserialize, Deserializer, Serializer};

@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::BackupId;
 use super::manifest::SnapshotRecord;
-use super::messages::BackupReason;
+use super::messages::{BackupReason, RestoreCounts, RestorePhase, RestoreRequest};
 use super::names::{ClusterName, PolicyName};
 
 /// Where a backup stands. Only [`BackupState::Committed`] (and later states of a committed
@@ -136,6 +136,90 @@ impl BackupRecord {
         self.state = to;
         self.updated_at = now;
         Ok(())
+    }
+}
+
+/// One object a restore could not write.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ObjectFailure {
+    /// `deployments.apps`.
+    pub resource: String,
+    /// Target namespace.
+    pub namespace: Option<String>,
+    /// Name.
+    pub name: String,
+    /// The API server's message, or the conflict.
+    pub message: String,
+}
+
+/// The record of one restore (table `restores`: partition = target cluster, row = restore id).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RestoreRecord {
+    /// Its id (from the request id).
+    pub restore_id: String,
+    /// The request as received.
+    pub request: RestoreRequest,
+    /// The backup read, once resolved.
+    pub backup_id: Option<BackupId>,
+    /// Where it stands.
+    pub phase: RestorePhase,
+    /// When it was claimed: the start of the recovery time.
+    pub started_at: DateTime<Utc>,
+    /// When it last changed.
+    pub updated_at: DateTime<Utc>,
+    /// When it ended.
+    pub finished_at: Option<DateTime<Utc>>,
+    /// Objects per outcome.
+    pub counts: RestoreCounts,
+    /// Objects that failed (the first [`RestoreRecord::MAX_FAILURES`]; all are in the results).
+    pub failures: Vec<ObjectFailure>,
+    /// Why it failed, or what made it partial.
+    pub reason: Option<String>,
+    /// Events sent so far on `restore-events` (the next event's sequence number).
+    pub events: u32,
+    /// The recovery time achieved, in seconds, once ended.
+    pub rto_seconds: Option<u64>,
+    /// The object-store key of the per-object results (and, for a dry run, the plan).
+    pub results_key: Option<String>,
+}
+
+impl RestoreRecord {
+    /// Failures kept in the record itself.
+    pub const MAX_FAILURES: usize = 50;
+
+    /// A new record, planning.
+    pub fn new(request: RestoreRequest, now: DateTime<Utc>) -> Self {
+        Self {
+            restore_id: request.restore_id(),
+            request,
+            backup_id: None,
+            phase: RestorePhase::Planning,
+            started_at: now,
+            updated_at: now,
+            finished_at: None,
+            counts: RestoreCounts::default(),
+            failures: Vec::new(),
+            reason: None,
+            events: 0,
+            rto_seconds: None,
+            results_key: None,
+        }
+    }
+
+    /// Whether the restore has ended.
+    pub fn is_finished(&self) -> bool {
+        matches!(self.phase, RestorePhase::Completed | RestorePhase::PartiallyFailed | RestorePhase::Failed)
+    }
+
+    /// Ends the restore in `phase` at `now`, recording the recovery time.
+    pub fn finish(&mut self, phase: RestorePhase, reason: Option<String>, now: DateTime<Utc>) {
+        self.phase = phase;
+        self.reason = reason;
+        self.updated_at = now;
+        self.finished_at = Some(now);
+        self.rto_seconds = Some(u64::try_from((now - self.started_at).num_seconds()).unwrap_or(0));
     }
 }
 

@@ -5,8 +5,8 @@
 //! - `discover` lists every resource at its group's preferred version, with its verbs and scope.
 //! - `list` returns one page (at most `limit` objects) and the continue token while more
 //!   remain; `label_selector` is applied by the server.
-//! - Errors are classified: `NotFound`, `AlreadyExists`, `Forbidden` (RBAC: recorded, the
-//!   backup continues), `Throttled` (429: retry after the server's delay), `Unavailable`
+//! - Errors are classified: `NotFound`, `AlreadyExists`, `Conflict` (stale resourceVersion),
+//!   `Forbidden` (RBAC: recorded, the backup continues), `Throttled` (429: retry after the server's delay), `Unavailable`
 //!   (5xx, connection failures: transient), `Invalid` (the request itself is wrong).
 
 use std::time::Duration;
@@ -48,6 +48,12 @@ pub enum ClusterError {
         /// The API server's message.
         message: String,
     },
+    /// An update carried a stale `resourceVersion` (reload and decide again).
+    #[error("{what}: the object was modified; reload it and try again")]
+    Conflict {
+        /// What was updated.
+        what: String,
+    },
     /// The server asked to slow down.
     #[error("{what}: throttled by the API server")]
     Throttled {
@@ -86,6 +92,10 @@ impl ClusterError {
     /// Whether create found the name taken.
     pub fn is_already_exists(&self) -> bool {
         matches!(self, ClusterError::AlreadyExists { .. })
+    }
+    /// Whether an update lost a race with another writer.
+    pub fn is_conflict(&self) -> bool {
+        matches!(self, ClusterError::Conflict { .. })
     }
 }
 
@@ -133,6 +143,17 @@ pub trait Cluster: Send + Sync {
     /// # Errors
     /// [`ClusterError::AlreadyExists`] when the name is taken; others.
     async fn create(
+        &self,
+        resource: &ApiResourceInfo,
+        namespace: Option<&str>,
+        object: &Value,
+    ) -> Result<Value, ClusterError>;
+
+    /// Replaces an object (HTTP PUT); `object.metadata.resourceVersion` must be the stored one.
+    ///
+    /// # Errors
+    /// [`ClusterError::Conflict`] when it is stale, [`ClusterError::NotFound`]; others.
+    async fn replace(
         &self,
         resource: &ApiResourceInfo,
         namespace: Option<&str>,

@@ -81,6 +81,7 @@ fn classify(what: &str, error: kube::Error) -> ClusterError {
             match status.code {
                 404 => ClusterError::NotFound { what },
                 409 if status.reason == "AlreadyExists" => ClusterError::AlreadyExists { what },
+                409 if status.reason == "Conflict" => ClusterError::Conflict { what },
                 401 | 403 => ClusterError::Forbidden { what, message },
                 429 => ClusterError::Throttled { what, retry_after: None },
                 500..=599 => ClusterError::Unavailable { what, message },
@@ -176,6 +177,20 @@ impl Cluster for KubeCluster {
         let body = serde_json::to_vec(object)
             .map_err(|e| ClusterError::Invalid { what: what.clone(), message: e.to_string() })?;
         self.request(&what, Request::new(url_path(resource, namespace)).create(&PostParams::default(), body)).await
+    }
+
+    async fn replace(
+        &self,
+        resource: &ApiResourceInfo,
+        namespace: Option<&str>,
+        object: &Value,
+    ) -> Result<Value, ClusterError> {
+        let name = object.pointer("/metadata/name").and_then(Value::as_str).unwrap_or_default();
+        let what = format!("replacing {} {}/{name}", resource.group_resource(), namespace.unwrap_or("-"));
+        let body = serde_json::to_vec(object)
+            .map_err(|e| ClusterError::Invalid { what: what.clone(), message: e.to_string() })?;
+        let request = Request::new(url_path(resource, namespace)).replace(name, &PostParams::default(), body);
+        self.request(&what, request).await
     }
 }
 

@@ -1,0 +1,531 @@
+//! Restores against the strict test API server: a backup taken through the real chain, then
+//! brought back through the real `restore` handler and queue, into the same cluster and into a
+//! second one, under every conflict policy, refused when it must be (with nothing written),
+//! and finished by redelivery after a crash.
+
+#[path = "support/crash.rs"]
+mod crash;
+mod support;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use lifeboat::app::{AppState, DataDir, Settings, embedded_with_clock};
+use lifeboat::handlers::{self, MessageInput, Outcome, TimerInput, TriggerInput};
+use lifeboat_shared::adapters::sqlite::SqliteQueue;
+use lifeboat_shared::domain::manifest::Manifest;
+use lifeboat_shared::domain::messages::{Message, RestoreEvent, RestorePhase, RestoreRequest, decode, encode};
+use lifeboat_shared::domain::policy::Config;
+use lifeboat_shared::domain::records::RestoreRecord;
+use lifeboat_shared::ports::object_store::{PutOptions, collect_bytes, stream_from_bytes};
+use lifeboat_shared::ports::{ManualClock, OutgoingMessage, QueueReceiver, ReceivedMessage};
+use lifeboat_shared::restores;
+use lifeboat_test_apiserver::{Options, Running, TestApiServer};
+use serde_json::{Value, json};
+
+const BACKUP_ID: &str = "hourly-20261122t100000z";
+
+struct World {
+    prod: Running,
+    dr: Running,
+    app: AppState,
+    queue: Arc<SqliteQueue>,
+    clock: Arc<ManualClock>,
+    config_file: std::path::PathBuf,
+    data: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+}
+
+async fn server() -> Running {
+    let server = TestApiServer::start(Options { snapshot_delay: Duration::from_millis(200), ..Options::default() })
+        .await
+        .expect("test API server");
+    server.seed_snapshot_crds().await.expect("snapshot CRDs");
+    server
+}
+
+/// Two clusters: `prod` with the sample app in `shop`, and an empty `dr`; a policy that backs
+/// up `shop` and allows restores back into prod's `shop*` namespaces and into any `*-restore`
+/// namespace of dr, cluster-scoped objects included there.
+async fn world() -> World {
+    let prod = server().await;
+    prod.seed_sample_app("shop").await.expect("sample app");
+    let dr = server().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (prod_kc, dr_kc) = (dir.path().join("prod.kubeconfig"), dir.path().join("dr.kubeconfig"));
+    prod.write_kubeconfig(&prod_kc).expect("kubeconfig");
+    dr.write_kubeconfig(&dr_kc).expect("kubeconfig");
+    let yaml = format!(
+        r#"
+apiVersion: lifeboat.io/v1alpha1
+kind: Cluster
+metadata: {{ name: prod }}
+spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }} }}
+---
+apiVersion: lifeboat.io/v1alpha1
+kind: Cluster
+metadata: {{ name: dr }}
+spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }} }}
+---
+apiVersion: lifeboat.io/v1alpha1
+kind: BackupPolicy
+metadata: {{ name: hourly }}
+spec:
+  clusters: [prod]
+  schedule: "0 0 * * * *"
+  rpo: 2h
+  retention: {{ keepLast: 24 }}
+  selection: {{ includeNamespaces: [shop] }}
+  restores:
+  - {{ clusters: [prod], namespaces: ["shop*"] }}
+  - {{ clusters: [dr], namespaces: ["*-restore"], clusterScoped: true }}
+"#,
+        prod_kc.display(),
+        dr_kc.display()
+    );
+    let config_file = dir.path().join("lifeboat.yaml");
+    std::fs::write(&config_file, &yaml).expect("config file");
+    let config = Config::from_sources([("lifeboat.yaml", yaml.as_str())]).expect("config");
+    let clock = Arc::new(ManualClock::new(t("2026-11-22T10:00:30Z")));
+    let mut settings = Settings::default();
+    settings.backup.snapshot_poll = Duration::from_secs(2);
+    settings.restore.ready_poll = Duration::from_millis(100);
+    let data = dir.path().join("data");
+    let (app, queue) = embedded_with_clock(&DataDir::new(&data), config, settings, clock.clone()).expect("app");
+    let w = World { prod, dr, app, queue, clock, config_file, data, _dir: dir };
+    backup(&w).await;
+    w
+}
+
+async fn deliver(app: &AppState, function: &str, message: &ReceivedMessage) -> Result<Outcome, String> {
+    let def = app.function(function).expect("function").clone();
+    handlers::dispatch(app, &def, TriggerInput::Message(MessageInput::from(message))).await.map_err(|e| e.to_string())
+}
+
+async fn take(w: &World, queue: &str) -> Vec<ReceivedMessage> {
+    let batch = w.queue.receive(queue, 100).await.expect("receive");
+    for m in &batch {
+        w.queue.complete(m).await.expect("complete");
+    }
+    batch
+}
+
+/// The backup chain, driven by hand: tick → backup → checks until committed.
+async fn backup(w: &World) {
+    let tick = w.app.function("schedule_tick").expect("tick").clone();
+    handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
+    for request in take(w, "backup-requests").await {
+        deliver(&w.app, "backup", &request).await.expect("backup");
+    }
+    for _ in 0..30 {
+        w.clock.advance(Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        for check in take(w, "snapshot-checks").await {
+            let outcome = deliver(&w.app, "snapshot_check", &check).await.expect("check");
+            if format!("{outcome:?}").contains("committed") {
+                return;
+            }
+        }
+    }
+    panic!("the backup never committed");
+}
+
+fn request(extra: Value) -> RestoreRequest {
+    let mut body = json!({
+        "schemaVersion": 1, "requestId": format!("req-{}", uuid::Uuid::new_v4()),
+        "sourceCluster": "prod", "backup": {"kind": "id", "backupId": BACKUP_ID}, "targetCluster": "prod",
+    });
+    if let (Some(map), Value::Object(extra)) = (body.as_object_mut(), extra) {
+        map.extend(extra);
+    }
+    decode(&serde_json::to_vec(&body).expect("json")).expect("a valid request")
+}
+
+/// Puts the request on `restore-requests` and delivers it to the handler once.
+async fn submit(w: &World, app: &AppState, request: &RestoreRequest) -> Result<Outcome, String> {
+    let message = OutgoingMessage::json(RestoreRequest::QUEUE.name(), request.message_id(), encode(request));
+    w.app.bus.send(message).await.expect("send");
+    let mut batch = take(w, "restore-requests").await;
+    assert_eq!(batch.len(), 1, "one request on the queue");
+    deliver(app, "restore", &batch.remove(0)).await
+}
+
+async fn record(w: &World, request: &RestoreRequest) -> RestoreRecord {
+    restores::get(w.app.state.as_ref(), &request.target_cluster, &request.restore_id())
+        .await
+        .expect("records")
+        .expect("a restore record")
+        .0
+}
+
+async fn events(w: &World) -> Vec<RestoreEvent> {
+    take(w, "restore-events").await.iter().map(|m| decode(&m.body).expect("event")).collect()
+}
+
+/// Fields the API server owns, and Lifeboat's own labels: what may differ after a restore.
+fn comparable(object: &Value) -> Value {
+    let mut o = object.clone();
+    if let Some(meta) = o.get_mut("metadata").and_then(Value::as_object_mut) {
+        for f in ["uid", "resourceVersion", "creationTimestamp", "managedFields", "generation", "ownerReferences"] {
+            meta.remove(f);
+        }
+        if let Some(labels) = meta.get_mut("labels").and_then(Value::as_object_mut) {
+            labels.retain(|k, _| !k.starts_with("lifeboat.io/"));
+        }
+        if meta.get("labels").is_some_and(|l| l.as_object().is_some_and(|l| l.is_empty())) {
+            meta.remove("labels");
+        }
+    }
+    if let Some(map) = o.as_object_mut() {
+        map.remove("status");
+    }
+    o
+}
+
+const KINDS: &[(&str, &str)] = &[
+    ("v1", "ConfigMap"),
+    ("v1", "Secret"),
+    ("v1", "Service"),
+    ("v1", "ServiceAccount"),
+    ("rbac.authorization.k8s.io/v1", "Role"),
+    ("rbac.authorization.k8s.io/v1", "RoleBinding"),
+    ("apps/v1", "Deployment"),
+    ("apps/v1", "StatefulSet"),
+    ("example.lifeboat.io/v1", "Widget"),
+];
+
+fn objects_of(server: &Running, namespace: &str) -> Vec<Value> {
+    let mut all = Vec::new();
+    for (api_version, kind) in KINDS {
+        let mut items = server.store().list(api_version, kind, Some(namespace)).expect("list");
+        items.retain(|o| !(o["kind"] == "ServiceAccount" && o["metadata"]["name"] == "default"));
+        items.retain(|o| !(o["kind"] == "ConfigMap" && o["metadata"]["name"] == "kube-root-ca.crt"));
+        all.extend(items);
+    }
+    all
+}
+
+async fn delete_namespace(server: &Running, namespace: &str) {
+    server.store().delete("v1", "Namespace", "", namespace).expect("delete namespace");
+    for _ in 0..100 {
+        if server.store().get("v1", "Namespace", "", namespace).is_err() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("namespace {namespace} was never removed");
+}
+
+fn manifest_handle(w: &World) -> String {
+    let path = w.data.join(format!("objects/backups/prod/{BACKUP_ID}/manifest.json"));
+    let manifest: Manifest = serde_json::from_slice(&std::fs::read(path).expect("manifest")).expect("json");
+    manifest.snapshots[0].handle.clone().expect("the backup recorded a snapshot handle")
+}
+
+/// The snapshot handle a restored PVC's data comes from: PVC → VolumeSnapshot → content.
+fn restored_handle(server: &Running, namespace: &str, pvc: &str) -> String {
+    let s = server.store();
+    let claim = s.get("v1", "PersistentVolumeClaim", namespace, pvc).expect("PVC restored");
+    assert_eq!(claim["spec"]["dataSource"]["kind"], "VolumeSnapshot", "{claim}");
+    let vs_name = claim["spec"]["dataSource"]["name"].as_str().expect("a snapshot name");
+    let vs = s.get("snapshot.storage.k8s.io/v1", "VolumeSnapshot", namespace, vs_name).expect("VolumeSnapshot");
+    let content = vs["spec"]["source"]["volumeSnapshotContentName"].as_str().expect("pre-provisioned content");
+    let vsc = s.get("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", "", content).expect("content");
+    assert_eq!(vsc["spec"]["volumeSnapshotRef"]["namespace"], namespace, "{vsc}");
+    vsc["spec"]["source"]["snapshotHandle"].as_str().expect("handle").to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_namespace_comes_back_object_for_object_with_its_volume() {
+    let w = world().await;
+    let before = objects_of(&w.prod, "shop");
+    assert!(before.len() >= 9, "the sample app is realistic: {}", before.len());
+    delete_namespace(&w.prod, "shop").await;
+
+    let req = request(json!({}));
+    let outcome = submit(&w, &w.app, &req).await.expect("restore");
+    let text = format!("{outcome:?}");
+    assert!(text.contains("completed"), "{text}");
+
+    let after = objects_of(&w.prod, "shop");
+    assert_eq!(after.len(), before.len(), "every object is back, once");
+    for original in &before {
+        let name = original["metadata"]["name"].as_str().expect("name");
+        let kind = original["kind"].as_str().expect("kind");
+        let restored = after
+            .iter()
+            .find(|o| o["kind"] == kind && o["metadata"]["name"] == name)
+            .unwrap_or_else(|| panic!("{kind} {name} not restored"));
+        let (mut a, mut b) = (comparable(original), comparable(restored));
+        if kind == "Service" {
+            for v in [&mut a, &mut b] {
+                let spec = v["spec"].as_object_mut().expect("spec");
+                for f in ["clusterIP", "clusterIPs"] {
+                    spec.remove(f);
+                }
+            }
+        }
+        assert_eq!(a, b, "{kind} {name} differs after the restore");
+        assert_eq!(restored["metadata"]["labels"]["lifeboat.io/restore-id"], req.restore_id(), "{kind} {name}");
+    }
+    // Owned objects come back through their controllers, not from the archive.
+    let rs = w.prod.store().list("apps/v1", "ReplicaSet", Some("shop")).expect("list");
+    assert!(rs.iter().all(|r| r["metadata"]["labels"].get("lifeboat.io/restore-id").is_none()), "{rs:?}");
+
+    // The volume: a new claim from a snapshot of the recorded handle.
+    assert_eq!(restored_handle(&w.prod, "shop", "data-db-0"), manifest_handle(&w));
+
+    let r = record(&w, &req).await;
+    assert_eq!(r.phase, RestorePhase::Completed, "{r:?}");
+    assert_eq!(r.counts.failed, 0, "{r:?}");
+    assert_eq!(r.counts.created, r.counts.planned, "{r:?}");
+    assert!(r.rto_seconds.is_some());
+    let events = events(&w).await;
+    let phases: Vec<RestorePhase> = events.iter().map(|e| e.phase).collect();
+    assert_eq!(phases.first(), Some(&RestorePhase::Planning), "{phases:?}");
+    assert_eq!(phases.last(), Some(&RestorePhase::Completed), "{phases:?}");
+    assert!(events.last().is_some_and(|e| e.rto_seconds.is_some() && e.counts.created == r.counts.created));
+
+    // The same request sent again (after the queue's duplicate detection window) does nothing.
+    let rv = w.prod.store().resource_version();
+    let resent =
+        OutgoingMessage::json(RestoreRequest::QUEUE.name(), format!("{}-resent", req.message_id()), encode(&req));
+    w.app.bus.send(resent).await.expect("send");
+    let again = deliver(&w.app, "restore", &take(&w, "restore-requests").await[0]).await.expect("duplicate");
+    assert!(format!("{again:?}").contains("already ended"), "{again:?}");
+    assert_eq!(w.prod.store().resource_version(), rv, "a duplicate wrote to the cluster");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_namespace_restored_under_another_name_into_another_cluster() {
+    let w = world().await;
+    let req = request(json!({
+        "targetCluster": "dr", "namespaceMapping": {"shop": "shop-restore"}, "clusterScoped": true,
+    }));
+    let outcome = submit(&w, &w.app, &req).await.expect("restore");
+    assert!(format!("{outcome:?}").contains("completed"), "{outcome:?}");
+
+    let original = objects_of(&w.prod, "shop");
+    let restored = objects_of(&w.dr, "shop-restore");
+    assert_eq!(restored.len(), original.len(), "custom resources included, after their CRD");
+    let binding =
+        w.dr.store().get("rbac.authorization.k8s.io/v1", "RoleBinding", "shop-restore", "web-reader").expect("binding");
+    assert_eq!(binding["subjects"][0]["namespace"], "shop-restore", "subjects follow the mapping");
+    let config = w.dr.store().get("v1", "ConfigMap", "shop-restore", "web-config").expect("config map");
+    let source = w.prod.store().get("v1", "ConfigMap", "shop", "web-config").expect("config map");
+    assert_eq!(config["data"], source["data"]);
+    assert!(w.dr.store().get("storage.k8s.io/v1", "StorageClass", "", "managed-csi").is_ok(), "cluster-scoped");
+    assert_eq!(restored_handle(&w.dr, "shop-restore", "data-db-0"), manifest_handle(&w));
+    assert!(w.dr.store().get("v1", "Namespace", "", "shop").is_err(), "nothing lands in the unmapped namespace");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn each_conflict_policy_meets_existing_objects_as_asked() {
+    let w = world().await;
+    let original = w.prod.store().get("v1", "ConfigMap", "shop", "web-config").expect("config map");
+    let mut changed = original.clone();
+    changed["data"] = json!({"changed": "by hand"});
+    w.prod.store().update(changed).expect("change it");
+    let only_config = json!({"includeResources": ["configmaps"]});
+
+    let mut skip = request(only_config.clone());
+    skip.conflict_policy = lifeboat_shared::domain::restore_request::ConflictPolicy::Skip;
+    submit(&w, &w.app, &skip).await.expect("skip");
+    let r = record(&w, &skip).await;
+    assert_eq!((r.phase, r.counts.failed), (RestorePhase::Completed, 0), "{r:?}");
+    assert!(r.counts.unchanged >= 1, "{r:?}");
+    let now = w.prod.store().get("v1", "ConfigMap", "shop", "web-config").expect("cm");
+    assert_eq!(now["data"], json!({"changed": "by hand"}), "skip leaves the existing object alone");
+
+    let mut fail = request(only_config.clone());
+    fail.conflict_policy = lifeboat_shared::domain::restore_request::ConflictPolicy::Fail;
+    submit(&w, &w.app, &fail).await.expect("fail");
+    let r = record(&w, &fail).await;
+    assert_ne!(r.phase, RestorePhase::Completed, "{r:?}");
+    assert!(r.failures.iter().any(|f| f.name == "web-config" && f.message.contains("already exists")), "{r:?}");
+
+    let mut update = request(only_config);
+    update.conflict_policy = lifeboat_shared::domain::restore_request::ConflictPolicy::Update;
+    submit(&w, &w.app, &update).await.expect("update");
+    let r = record(&w, &update).await;
+    assert_eq!((r.phase, r.counts.failed), (RestorePhase::Completed, 0), "{r:?}");
+    assert!(r.counts.updated >= 1, "{r:?}");
+    let now = w.prod.store().get("v1", "ConfigMap", "shop", "web-config").expect("cm");
+    assert_eq!(now["data"], original["data"], "update puts the backed-up data back");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_requests_are_dead_lettered_with_a_reason_and_write_nothing() {
+    let w = world().await;
+    let manifest_key = format!("backups/prod/{BACKUP_ID}/manifest.json");
+    let cases: Vec<(&str, RestoreRequest)> = vec![
+        ("BackupNotFound", request(json!({"backup": {"kind": "id", "backupId": "hourly-20200101t000000z"}}))),
+        ("NoCommittedBackup", request(json!({"backup": {"kind": "latest", "before": "2026-01-01T00:00:00Z"}}))),
+        ("NotAllowed", request(json!({"targetCluster": "dr"}))),
+        ("NotAllowed", request(json!({"clusterScoped": true}))),
+        ("NotAllowed", request(json!({"namespaceMapping": {"shop": "payments"}}))),
+        ("InvalidRequest", request(json!({"namespaceMapping": {"shop": "Not_A_Namespace"}}))),
+        ("CopyUnavailable", request(json!({"fromRegion": "northeurope"}))),
+    ];
+    for (code, req) in cases {
+        let (prod_rv, dr_rv) = (w.prod.store().resource_version(), w.dr.store().resource_version());
+        let outcome = submit(&w, &w.app, &req).await.expect("handled");
+        match &outcome {
+            Outcome::DeadLetter { reason, .. } => assert_eq!(reason, code, "{outcome:?}"),
+            other => panic!("{code}: expected a dead letter, got {other:?}"),
+        }
+        assert_eq!(w.prod.store().resource_version(), prod_rv, "{code}: prod was written to");
+        assert_eq!(w.dr.store().resource_version(), dr_rv, "{code}: dr was written to");
+        let r = record(&w, &req).await;
+        assert_eq!(r.phase, RestorePhase::Failed, "{code}: {r:?}");
+        let events = events(&w).await;
+        assert!(events.iter().any(|e| e.phase == RestorePhase::Failed && e.detail.contains("refused")), "{events:?}");
+    }
+
+    // A manifest that does not match the archive: refused before anything is applied.
+    let (_, body) = w.app.objects.get(&manifest_key, None).await.expect("manifest");
+    let good = collect_bytes(body).await.expect("read");
+    let mut tampered: Value = serde_json::from_slice(&good).expect("json");
+    tampered["objects"][3]["sha256"] = json!("0".repeat(64));
+    let put = |v: Vec<u8>| w.app.objects.put(&manifest_key, stream_from_bytes(v), PutOptions::default());
+    put(serde_json::to_vec(&tampered).expect("json")).await.expect("tamper");
+    let prod_rv = w.prod.store().resource_version();
+    let outcome = submit(&w, &w.app, &request(json!({}))).await.expect("handled");
+    assert!(matches!(&outcome, Outcome::DeadLetter { reason, .. } if reason == "DigestMismatch"), "{outcome:?}");
+    assert_eq!(w.prod.store().resource_version(), prod_rv);
+
+    // A manifest of a format this build does not know.
+    let mut future: Value = serde_json::from_slice(&good).expect("json");
+    future["format"] = json!(99);
+    put(serde_json::to_vec(&future).expect("json")).await.expect("future format");
+    let outcome = submit(&w, &w.app, &request(json!({}))).await.expect("handled");
+    assert!(matches!(&outcome, Outcome::DeadLetter { reason, .. } if reason == "UnknownFormat"), "{outcome:?}");
+    assert_eq!(w.prod.store().resource_version(), prod_rv);
+
+    // Not a request at all.
+    let message = OutgoingMessage::json("restore-requests", "junk", b"{\"schemaVersion\":1}".to_vec());
+    w.app.bus.send(message).await.expect("send");
+    let junk = take(&w, "restore-requests").await;
+    let outcome = deliver(&w.app, "restore", &junk[0]).await.expect("handled");
+    assert!(matches!(&outcome, Outcome::DeadLetter { reason, .. } if reason == "InvalidMessage"), "{outcome:?}");
+    assert_eq!(w.prod.store().resource_version(), prod_rv);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_plans_and_writes_nothing() {
+    let w = world().await;
+    let rv = w.prod.store().resource_version();
+    let req = request(json!({"dryRun": true}));
+    let outcome = submit(&w, &w.app, &req).await.expect("dry run");
+    assert!(format!("{outcome:?}").contains("would be sent"), "{outcome:?}");
+    assert_eq!(w.prod.store().resource_version(), rv, "a dry run wrote to the cluster");
+    let r = record(&w, &req).await;
+    let key = r.results_key.expect("the plan is kept");
+    let (_, body) = w.app.objects.get(&key, None).await.expect("results");
+    let results: Value = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("json");
+    assert_eq!(results["plan"].as_array().map(Vec::len), Some(r.counts.planned as usize), "{results}");
+}
+
+/// Delivers the request with every port crashing at its `n`th write (records, events,
+/// results, objects created); redelivers until it is handled. Returns whether the crash point
+/// was reached.
+async fn crash_restore_at(n: usize, when: crash::When) -> bool {
+    use crash::*;
+    let w = world().await;
+    delete_namespace(&w.prod, "shop").await;
+    let c = Crash::new(n, when);
+    let mut app = w.app.clone();
+    app.state = Arc::new(CrashingState(Arc::clone(&w.app.state), Arc::clone(&c)));
+    app.objects = Arc::new(CrashingObjects(Arc::clone(&w.app.objects), Arc::clone(&c)));
+    app.bus = Arc::new(CrashingBus(Arc::clone(&w.app.bus), Arc::clone(&c)));
+    app.clusters = Arc::new(CrashingConnector(Arc::clone(&w.app.clusters), Arc::clone(&c)));
+    let req = request(json!({}));
+    let message = OutgoingMessage::json(RestoreRequest::QUEUE.name(), req.message_id(), encode(&req));
+    w.app.bus.send(message).await.expect("send");
+    let delivered = take(&w, "restore-requests").await.remove(0);
+    let mut result = deliver(&app, "restore", &delivered).await;
+    for _ in 0..3 {
+        if result.is_ok() {
+            break;
+        }
+        result = deliver(&app, "restore", &delivered).await; // Service Bus redelivers the same message
+    }
+    if !c.tripped() {
+        return false;
+    }
+    let what = format!("crash {when:?} write {n}");
+    let outcome = result.unwrap_or_else(|e| panic!("{what}: never finished: {e}"));
+    let r = record(&w, &req).await;
+    assert_eq!(r.phase, RestorePhase::Completed, "{what}: {outcome:?} {r:?}");
+    assert_eq!((r.counts.created, r.counts.failed, r.counts.unchanged), (r.counts.planned, 0, 0), "{what}: {r:?}");
+    for (api_version, kind) in [("v1", "PersistentVolumeClaim"), ("snapshot.storage.k8s.io/v1", "VolumeSnapshot")] {
+        let items = w.prod.store().list(api_version, kind, Some("shop")).expect("list");
+        assert_eq!(items.len(), 1, "{what}: {kind} doubled: {items:?}");
+    }
+    let events = events(&w).await;
+    let mut sequences: Vec<u32> = events.iter().map(|e| e.sequence).collect();
+    sequences.dedup();
+    assert_eq!(events.last().map(|e| e.phase), Some(RestorePhase::Completed), "{what}: {events:?}");
+    assert!(sequences.windows(2).all(|p| p[0] < p[1]), "{what}: events out of order: {sequences:?}");
+    true
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_killed_mid_way_is_finished_by_redelivery_with_nothing_doubled() {
+    let points = [1, 2, 3, 5, 8, 13, 21];
+    let mut reached = 0;
+    for when in [crash::When::Before, crash::When::After] {
+        let runs: Vec<_> = points.iter().map(|&n| crash_restore_at(n, when)).collect();
+        reached += futures_util::future::join_all(runs).await.into_iter().filter(|r| *r).count();
+    }
+    assert_eq!(reached, 2 * points.len(), "every crash point lies inside the restore");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_prints_the_plan_in_apply_order_exactly_as_it_would_be_sent() {
+    let w = world().await;
+    let file = w.config_file.with_file_name("request.yaml");
+    std::fs::write(
+        &file,
+        format!("sourceCluster: prod\ntargetCluster: prod\nbackup: {{ kind: id, backupId: {BACKUP_ID} }}\n"),
+    )
+    .expect("request file");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["restore", "submit", "-f"])
+        .arg(&file)
+        .args(["--dry-run", "--output", "json", "--data"])
+        .arg(&w.data)
+        .arg("--config")
+        .arg(&w.config_file)
+        .env_remove("LIFEBOAT_STORAGE")
+        .env_remove("LIFEBOAT_BUS")
+        .output()
+        .expect("run lifeboat");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let answer: Value = serde_json::from_slice(&out.stdout).expect("JSON on stdout");
+    let steps = answer["plan"]["steps"].as_array().expect("steps");
+    let position = |kind: &str| steps.iter().position(|s| s["object"]["kind"] == kind);
+    let (ns, cm, deploy) = (position("Namespace"), position("ConfigMap"), position("Deployment"));
+    assert!(ns < cm && cm < deploy, "namespaces, then config, then workloads: {ns:?} {cm:?} {deploy:?}");
+    let service = steps.iter().find(|s| s["object"]["kind"] == "Service" && s["name"] == "web").expect("service");
+    assert!(service["object"]["spec"].get("clusterIP").is_none(), "{service}");
+    assert!(service["object"]["metadata"].get("uid").is_none(), "{service}");
+    let skipped = answer["plan"]["skipped"].as_array().expect("skipped");
+    assert!(skipped.iter().any(|s| s["resource"].as_str().is_some_and(|r| r.starts_with("pods"))), "{skipped:?}");
+    let stderr_table = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+        .args(["restore", "submit", "-f"])
+        .arg(&file)
+        .args(["--dry-run", "--data"])
+        .arg(&w.data)
+        .arg("--config")
+        .arg(&w.config_file)
+        .output()
+        .expect("run lifeboat");
+    let table = String::from_utf8_lossy(&stderr_table.stdout);
+    assert!(table.contains("TIER") && table.contains("skipped:"), "{table}");
+}
