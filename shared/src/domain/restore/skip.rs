@@ -110,7 +110,7 @@ impl fmt::Display for SkipReason {
                 write!(f, "owned by {owner}, which is restored and recreates it")
             }
             Self::ReplacedBySnapshot { claim, handle } => {
-                write!(f, "claim {claim} is bound to a volume restored from snapshot {handle} instead")
+                write!(f, "replaced by a volume restored from snapshot {handle} for claim {claim}")
             }
             Self::VolumeDataNotRestored { claim, volumes_requested: true } => write!(
                 f,

@@ -315,7 +315,7 @@ fn the_sample_app_is_planned_in_tier_order() {
     );
     assert_eq!(
         skip(&plan, "PersistentVolume", PV).to_string(),
-        format!("claim shop/data-db-0 is bound to a volume restored from snapshot {HANDLE} instead")
+        format!("replaced by a volume restored from snapshot {HANDLE} for claim shop/data-db-0")
     );
 }
 
@@ -426,7 +426,17 @@ fn without_volumes_or_a_ready_snapshot_claims_get_empty_volumes_and_say_so() {
 #[test]
 fn namespace_mapping_follows_objects_bindings_and_snapshots() {
     let opts = PlanOptions { namespace_mapping: BTreeMap::from([("shop".into(), "shop-restore".into())]), ..options() };
-    let plan = plan(archive(), &opts).unwrap();
+    let mut objects = archive();
+    objects.push(entry("clusterrolebindings", json!({"apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding", "metadata": {"name": "web-view", "uid": "crb-1"},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": "view"},
+        "subjects": [{"kind": "ServiceAccount", "name": "web", "namespace": "shop"}, {"kind": "Group", "name": "devs"}]})));
+    let plan = plan(objects, &opts).unwrap();
+    assert_eq!(
+        step(&plan, "ClusterRoleBinding", "web-view").object["subjects"],
+        json!([{"kind": "ServiceAccount", "name": "web", "namespace": "shop-restore"}, {"kind": "Group", "name": "devs"}])
+    );
+    assert_eq!(step(&plan, "ClusterRoleBinding", "web-view").object["metadata"].get("namespace"), None);
     let ns = step(&plan, "Namespace", "shop-restore");
     assert_eq!(ns.source.as_deref(), Some("resources/namespaces/cluster/shop.json"));
     assert_eq!(ns.object["metadata"]["name"], "shop-restore");
@@ -683,4 +693,20 @@ fn pods_whose_controller_is_not_restored_come_back_alone() {
             "spec": {"serviceAccountName": "web", "containers": [{"name": "web", "image": "nginx:1.27"}]}}),
         "no node, no status, and no reference to the archived ReplicaSet, whose uid is gone"
     );
+}
+
+/// The dry-run output of the sample archive restored into `shop-restore`, as a reviewer reads
+/// it, kept in `shared/testdata/restore/`. After a deliberate change, regenerate it with
+/// `LIFEBOAT_UPDATE_GOLDEN=1 cargo test -p lifeboat-shared --lib restore` and review the diff.
+#[test]
+fn golden_dry_run_of_the_sample_app_into_another_namespace() {
+    let opts = PlanOptions { namespace_mapping: BTreeMap::from([("shop".into(), "shop-restore".into())]), ..options() };
+    let actual = serde_json::to_string_pretty(&plan(archive(), &opts).unwrap()).unwrap() + "\n";
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/testdata/restore/sample-app-into-shop-restore.plan.json");
+    if std::env::var_os("LIFEBOAT_UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(std::path::Path::new(path).parent().unwrap()).unwrap();
+        std::fs::write(path, &actual).unwrap();
+    }
+    let expected = std::fs::read_to_string(path).unwrap();
+    assert_eq!(actual, expected, "the plan differs from {path}");
 }

@@ -83,10 +83,12 @@ pub(super) fn job(object: &mut Value) {
 
 /// Pods not owned by a restored controller (Velero's pod action): the scheduler picks a node
 /// again, the priority comes from the class again, and the projected service account token
-/// volume (`kube-api-access-*`) is injected again by admission.
+/// volume (`kube-api-access-*`) is injected again by admission. Ephemeral containers go too:
+/// the API server refuses them on create (they are added through a subresource).
 pub(super) fn pod(object: &mut Value) {
     let Some(spec) = object_at(object, "/spec") else { return };
     spec.remove("nodeName");
+    spec.remove("ephemeralContainers");
     if spec.get("priorityClassName").is_some() {
         spec.remove("priority");
     }
@@ -95,7 +97,7 @@ pub(super) fn pod(object: &mut Value) {
     if let Some(Value::Array(volumes)) = spec.get_mut("volumes") {
         volumes.retain(|v| !is_token(v.get("name")));
     }
-    for containers in ["initContainers", "containers", "ephemeralContainers"] {
+    for containers in ["initContainers", "containers"] {
         for c in spec.get_mut(containers).and_then(Value::as_array_mut).into_iter().flatten() {
             if let Some(Value::Array(mounts)) = c.get_mut("volumeMounts") {
                 mounts.retain(|m| !is_token(m.get("name")));
@@ -198,6 +200,7 @@ mod tests {
     #[test]
     fn bare_pods_are_scheduled_again() {
         let mut p = json!({"spec": {"nodeName": "aks-nodepool1-0", "priorityClassName": "high", "priority": 1000,
+            "ephemeralContainers": [{"name": "debugger", "image": "busybox"}],
             "volumes": [{"name": "data", "emptyDir": {}}, {"name": "kube-api-access-x7k2p", "projected": {}}],
             "containers": [{"name": "c", "volumeMounts": [{"name": "data", "mountPath": "/d"},
                 {"name": "kube-api-access-x7k2p", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}]}});
