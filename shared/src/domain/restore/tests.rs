@@ -543,14 +543,14 @@ fn resource_and_namespace_filters() {
 
 #[test]
 fn namespaces_with_nothing_restored_are_kept_only_when_named() {
-    let only_cms = |include: &[&str]| PlanOptions {
+    let only_deployments = |include: &[&str]| PlanOptions {
         include_namespaces: include.iter().map(|s| (*s).to_owned()).collect(),
         include_resources: vec!["deployments".into()],
         ..options()
     };
-    let plan = plan(archive(), &only_cms(&["shop", "other"])).unwrap();
+    let plan = plan(archive(), &only_deployments(&["shop", "other"])).unwrap();
     assert!(plan.steps.iter().any(|s| s.kind == "Namespace" && s.name == "other"), "named by the request");
-    let plan = super::plan(archive(), &only_cms(&[])).unwrap();
+    let plan = super::plan(archive(), &only_deployments(&[])).unwrap();
     assert_eq!(skip(&plan, "Namespace", "other"), &SkipReason::NamespaceEmpty);
     assert!(plan.steps.iter().any(|s| s.kind == "Namespace" && s.name == "shop"));
 }
@@ -709,4 +709,39 @@ fn golden_dry_run_of_the_sample_app_into_another_namespace() {
     }
     let expected = std::fs::read_to_string(path).unwrap();
     assert_eq!(actual, expected, "the plan differs from {path}");
+}
+
+#[test]
+fn unclaimed_volumes_are_restored_only_when_retained() {
+    let pv = |name: &str, policy: &str| {
+        entry(
+            "persistentvolumes",
+            json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": name, "uid": name}, "spec": {"persistentVolumeReclaimPolicy": policy,
+                "capacity": {"storage": "1Gi"}, "csi": {"driver": "file.csi.azure.com", "volumeHandle": name}},
+            "status": {"phase": "Available"}}),
+        )
+    };
+    let plan = plan([pv("static-share", "Retain"), pv("leftover", "Delete")], &options()).unwrap();
+    assert_eq!(
+        step(&plan, "PersistentVolume", "static-share").object,
+        json!({"apiVersion": "v1", "kind": "PersistentVolume",
+            "metadata": {"name": "static-share", "labels": restore_labels()},
+            "spec": {"persistentVolumeReclaimPolicy": "Retain", "capacity": {"storage": "1Gi"},
+                "csi": {"driver": "file.csi.azure.com", "volumeHandle": "static-share"}}})
+    );
+    assert_eq!(skip(&plan, "PersistentVolume", "leftover"), &SkipReason::UnclaimedDeleteVolume);
+}
+
+#[test]
+fn owner_references_without_uid_match_by_kind_and_name() {
+    let mut objects = archive();
+    let by_name = json!([{"apiVersion": "apps/v1", "kind": "Deployment", "name": "web"}]);
+    objects.push(entry(
+        "configmaps",
+        json!({"apiVersion": "v1", "kind": "ConfigMap",
+        "metadata": {"name": "web-generated", "namespace": "shop", "ownerReferences": by_name}}),
+    ));
+    let plan = plan(objects, &options()).unwrap();
+    assert_eq!(step(&plan, "ConfigMap", "web-generated").object["metadata"].get("ownerReferences"), None);
 }
