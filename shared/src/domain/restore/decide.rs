@@ -153,11 +153,11 @@ fn skip_empty_namespaces(candidates: &[Candidate], decisions: &mut [Decision], f
 }
 
 /// The names of token Secrets per source namespace (ServiceAccounts forget them).
-pub(super) fn token_secrets(candidates: &[Candidate]) -> BTreeMap<&str, BTreeSet<&str>> {
-    let mut map: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+pub(super) fn token_secrets(candidates: &[Candidate]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for c in candidates.iter().filter(|c| is_token_secret(c)) {
         if let Some(ns) = c.namespace() {
-            map.entry(ns).or_default().insert(c.name());
+            map.entry(ns.to_owned()).or_default().insert(c.name().to_owned());
         }
     }
     map

@@ -28,20 +28,24 @@ pub fn plan(objects: impl IntoIterator<Item = SourceObject>, options: &PlanOptio
     let index = Index::new(&candidates);
     let (decisions, claims) = decide(&candidates, &index, &filters);
 
-    let restored: BTreeSet<&str> = candidates
+    let restored: BTreeSet<String> = candidates
         .iter()
         .zip(&decisions)
         .filter(|(_, d)| d.is_ok())
-        .filter_map(|(c, _)| c.namespace().or(c.is("", "namespaces").then(|| c.name())))
+        .filter_map(|(c, _)| c.namespace().or(c.is("", "namespaces").then(|| c.name())).map(str::to_owned))
         .collect();
-    filters.check_targets(restored.iter().copied())?;
+    filters.check_targets(restored.iter().map(String::as_str))?;
 
     let builder = Builder { filters: &filters, index: &index, crd_groups: crd_groups(&candidates), claims: &claims };
     let tokens = token_secrets(&candidates);
     let mut plan = RestorePlan::default();
-    for (c, decision) in candidates.iter().zip(decisions) {
+    let mut candidates = candidates;
+    for (c, decision) in candidates.iter_mut().zip(decisions) {
         match decision {
-            Ok(()) => builder.restore(c, &tokens, &mut plan.steps),
+            Ok(()) => {
+                let object = std::mem::take(&mut c.object);
+                builder.restore(c, object, &tokens, &mut plan.steps);
+            }
             Err(reason) => plan.skipped.push(SkippedObject {
                 source: c.path.as_str().to_owned(),
                 namespace: c.namespace().map(str::to_owned),
@@ -98,8 +102,14 @@ impl Builder<'_> {
         self.filters.options
     }
 
-    fn restore(&self, c: &Candidate, tokens: &BTreeMap<&str, BTreeSet<&str>>, steps: &mut Vec<PlannedObject>) {
-        let mut object = c.object.clone();
+    /// Transforms `object` (taken out of `c`) and adds it, with what it generates, to `steps`.
+    fn restore(
+        &self,
+        c: &Candidate,
+        mut object: serde_json::Value,
+        tokens: &BTreeMap<String, BTreeSet<String>>,
+        steps: &mut Vec<PlannedObject>,
+    ) {
         strip_server_fields(&mut object);
         retain_owner_references(&mut object, |r| self.index.owner(c, r).is_none());
         match (c.group.as_str(), c.resource()) {

@@ -107,7 +107,7 @@ pub(super) fn pod(object: &mut Value) {
 }
 
 /// ServiceAccounts: references to token Secrets (which are not restored) go.
-pub(super) fn service_account(object: &mut Value, token_secrets: &BTreeSet<&str>) {
+pub(super) fn service_account(object: &mut Value, token_secrets: &BTreeSet<String>) {
     if let Some(Value::Array(secrets)) = object.get_mut("secrets") {
         secrets.retain(|s| !s.get("name").and_then(Value::as_str).is_some_and(|n| token_secrets.contains(n)));
         if secrets.is_empty()
@@ -224,9 +224,9 @@ mod tests {
     #[test]
     fn service_accounts_forget_token_secrets() {
         let mut sa = json!({"metadata": {"name": "web"}, "secrets": [{"name": "web-token-abcde"}, {"name": "other"}]});
-        service_account(&mut sa, &BTreeSet::from(["web-token-abcde"]));
+        service_account(&mut sa, &BTreeSet::from(["web-token-abcde".to_owned()]));
         assert_eq!(sa, json!({"metadata": {"name": "web"}, "secrets": [{"name": "other"}]}));
-        service_account(&mut sa, &BTreeSet::from(["other"]));
+        service_account(&mut sa, &BTreeSet::from(["other".to_owned()]));
         assert_eq!(sa, json!({"metadata": {"name": "web"}}));
     }
 }
