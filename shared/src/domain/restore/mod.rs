@@ -169,6 +169,18 @@ impl PlanOptions {
             snapshots: Vec::new(),
         }
     }
+
+    /// Checks what can be checked without the archive: the ids as label values, the label
+    /// selector, and the namespace mapping against the filters. [`plan`] checks the same first;
+    /// call this to refuse a request before reading anything.
+    ///
+    /// # Errors
+    /// [`PlanError::LabelValue`], [`PlanError::LabelSelector`],
+    /// [`PlanError::InvalidTargetNamespace`], [`PlanError::TargetNamespaceExcluded`],
+    /// [`PlanError::MappingSourceNotSelected`] or [`PlanError::DuplicateTargetNamespace`].
+    pub fn validate(&self) -> Result<(), PlanError> {
+        filter::Filters::new(self).map(drop)
+    }
 }
 
 /// The plan: every object in apply order, and every object left out with the reason.

@@ -642,6 +642,10 @@ fn refusals() {
     assert!(matches!(plan(archive(), &selector), Err(PlanError::LabelSelector { .. })));
     let bad_id = PlanOptions { restore_id: "a/b".into(), ..options() };
     assert!(matches!(plan(archive(), &bad_id), Err(PlanError::LabelValue { field: "restoreId", .. })));
+    for refused in [dup, excluded, invalid, unselected, selector, bad_id] {
+        assert!(refused.validate().is_err(), "validate refuses what plan refuses before reading: {refused:?}");
+    }
+    assert_eq!(options().validate(), Ok(()));
 }
 
 #[test]
