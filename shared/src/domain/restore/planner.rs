@@ -57,24 +57,14 @@ pub fn plan(objects: impl IntoIterator<Item = SourceObject>, options: &PlanOptio
             }),
         }
     }
-    let archived: BTreeSet<&str> =
-        plan.steps.iter().filter(|s| s.tier == Tier::Namespaces).map(|s| s.name.as_str()).collect();
-    let missing: BTreeSet<String> =
-        restored.iter().map(|ns| filters.target(ns)).filter(|t| !archived.contains(t)).map(str::to_owned).collect();
-    for target in missing {
-        let object = namespaces::generated(&target);
-        builder.push_generated(&mut plan.steps, Tier::Namespaces, None, &target, object, false);
-    }
-    plan.steps.sort_by(|a, b| {
-        (a.tier, &a.group, &a.resource, &a.namespace, &a.name).cmp(&(
-            b.tier,
-            &b.group,
-            &b.resource,
-            &b.namespace,
-            &b.name,
-        ))
-    });
+    builder.add_missing_namespaces(&restored, &mut plan.steps);
+    plan.steps.sort_by(|a, b| step_key(a).cmp(&step_key(b)));
     Ok(plan)
+}
+
+/// Apply order: tier, then a stable key.
+fn step_key(s: &PlannedObject) -> (Tier, &str, &str, Option<&str>, &str) {
+    (s.tier, &s.group, &s.resource, s.namespace.as_deref(), &s.name)
 }
 
 /// Reads and checks every object, sorted by archive path.
@@ -156,6 +146,22 @@ impl Builder<'_> {
         let (content, snapshot) = snapshot_objects(record, handle, target, &name);
         self.push_generated(steps, Tier::VolumeSnapshotContents, None, &name, content, true);
         self.push_generated(steps, Tier::VolumeSnapshots, Some(target), &name, snapshot, true);
+    }
+
+    /// Generates a Namespace for each target namespace of `restored` (source namespaces) that
+    /// no archived Namespace object provides.
+    fn add_missing_namespaces(&self, restored: &BTreeSet<String>, steps: &mut Vec<PlannedObject>) {
+        let archived: BTreeSet<&str> =
+            steps.iter().filter(|s| s.tier == Tier::Namespaces).map(|s| s.name.as_str()).collect();
+        let missing: BTreeSet<String> = restored
+            .iter()
+            .map(|ns| self.filters.target(ns))
+            .filter(|t| !archived.contains(t))
+            .map(str::to_owned)
+            .collect();
+        for target in missing {
+            self.push_generated(steps, Tier::Namespaces, None, &target, namespaces::generated(&target), false);
+        }
     }
 
     fn labels(&self) -> [(&str, &str); 2] {
