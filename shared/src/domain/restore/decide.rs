@@ -112,7 +112,8 @@ fn restored_claims<'s>(candidates: &[Candidate], decisions: &[Decision], filters
 
 /// PersistentVolumes bound to a claim are never restored as they were: the claim comes back
 /// on a volume from a snapshot or on a new empty one, or is not restored. This reason wins
-/// over the filters', being the one a reviewer needs.
+/// over the filters', being the one a reviewer needs. An unclaimed volume is restored only
+/// with reclaim policy `Retain` or `Recycle`.
 fn skip_replaced_volumes(candidates: &[Candidate], decisions: &mut [Decision], claims: &Claims, volumes: bool) {
     let bound_by_claim: BTreeMap<&str, (String, String)> = candidates
         .iter()
@@ -123,7 +124,12 @@ fn skip_replaced_volumes(candidates: &[Candidate], decisions: &mut [Decision], c
         if !c.is("", "persistentvolumes") {
             continue;
         }
-        let Some(claim) = claim_of(c).or_else(|| bound_by_claim.get(c.name()).cloned()) else { continue };
+        let Some(claim) = claim_of(c).or_else(|| bound_by_claim.get(c.name()).cloned()) else {
+            if decision.is_ok() && c.str_at("/spec/persistentVolumeReclaimPolicy") == Some("Delete") {
+                *decision = Err(SkipReason::UnclaimedDeleteVolume);
+            }
+            continue;
+        };
         let name = format!("{}/{}", claim.0, claim.1);
         *decision = Err(match claims.get(&claim) {
             Some(Some((_, handle))) => SkipReason::ReplacedBySnapshot { claim: name, handle: (*handle).to_owned() },
@@ -147,11 +153,11 @@ fn skip_empty_namespaces(candidates: &[Candidate], decisions: &mut [Decision], f
 }
 
 /// The names of token Secrets per source namespace (ServiceAccounts forget them).
-pub(super) fn token_secrets(candidates: &[Candidate]) -> BTreeMap<&str, BTreeSet<&str>> {
-    let mut map: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+pub(super) fn token_secrets(candidates: &[Candidate]) -> BTreeMap<String, BTreeSet<String>> {
+    let mut map: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     for c in candidates.iter().filter(|c| is_token_secret(c)) {
         if let Some(ns) = c.namespace() {
-            map.entry(ns).or_default().insert(c.name());
+            map.entry(ns.to_owned()).or_default().insert(c.name().to_owned());
         }
     }
     map

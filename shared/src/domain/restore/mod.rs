@@ -6,7 +6,27 @@
 //!
 //! The rules follow the architecture's "Restore" section and issue 4; where both are silent
 //! they follow Velero, and the item says so. The same input and options always give the same
-//! plan (the applier relies on it to resume).
+//! plan (the applier relies on it to resume). Choices worth knowing:
+//!
+//! - Every written object carries [`RESTORE_ID_LABEL`] and [`RESTORED_FROM_LABEL`] (not the
+//!   backup-id label: see there why).
+//! - Namespaces are exempt from the resource filters, the label selector and the
+//!   cluster-scoped switch; a selected one is written when something is restored into it or
+//!   a non-empty namespace include names it, and one is generated for a target namespace the
+//!   archive lacks.
+//! - A namespace's `default` ServiceAccount is planned (it may carry image pull secrets or
+//!   workload identity annotations) and flagged [`PlannedObject::created_by_control_plane`];
+//!   `kube-root-ca.crt` is skipped, as it holds the source cluster's CA.
+//! - As Velero: finished Pods and completed Jobs are skipped (restoring would run them
+//!   again); bare Pods lose `nodeName`, a class-derived `priority`, the `kube-api-access-*`
+//!   token volume and ephemeral containers; unclaimed PVs with reclaim policy `Delete` are
+//!   skipped; RoleBinding and ClusterRoleBinding subjects follow the namespace mapping.
+//! - Owner references to an archived owner go (its uid changes); others stay. A Pod,
+//!   ReplicaSet, Job, ControllerRevision, Endpoints or EndpointSlice whose controller is
+//!   selected is skipped, naming the controller.
+//! - ServiceAccounts forget their references to token Secrets, which are skipped.
+//! - A claim without a ready snapshot loses a `dataSource` naming a VolumeSnapshot (the
+//!   source's snapshots are never restored, so it would stay pending).
 //!
 //! ```
 //! use std::collections::BTreeMap;
@@ -43,6 +63,9 @@ mod planner;
 mod skip;
 mod transform;
 mod volumes;
+
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 
@@ -145,6 +168,18 @@ impl PlanOptions {
             keep_node_ports: false,
             snapshots: Vec::new(),
         }
+    }
+
+    /// Checks what can be checked without the archive: the ids as label values, the label
+    /// selector, and the namespace mapping against the filters. [`plan`] checks the same first;
+    /// call this to refuse a request before reading anything.
+    ///
+    /// # Errors
+    /// [`PlanError::LabelValue`], [`PlanError::LabelSelector`],
+    /// [`PlanError::InvalidTargetNamespace`], [`PlanError::TargetNamespaceExcluded`],
+    /// [`PlanError::MappingSourceNotSelected`] or [`PlanError::DuplicateTargetNamespace`].
+    pub fn validate(&self) -> Result<(), PlanError> {
+        filter::Filters::new(self).map(drop)
     }
 }
 

@@ -28,20 +28,24 @@ pub fn plan(objects: impl IntoIterator<Item = SourceObject>, options: &PlanOptio
     let index = Index::new(&candidates);
     let (decisions, claims) = decide(&candidates, &index, &filters);
 
-    let restored: BTreeSet<&str> = candidates
+    let restored: BTreeSet<String> = candidates
         .iter()
         .zip(&decisions)
         .filter(|(_, d)| d.is_ok())
-        .filter_map(|(c, _)| c.namespace().or(c.is("", "namespaces").then(|| c.name())))
+        .filter_map(|(c, _)| c.namespace().or(c.is("", "namespaces").then(|| c.name())).map(str::to_owned))
         .collect();
-    filters.check_targets(restored.iter().copied())?;
+    filters.check_targets(restored.iter().map(String::as_str))?;
 
     let builder = Builder { filters: &filters, index: &index, crd_groups: crd_groups(&candidates), claims: &claims };
     let tokens = token_secrets(&candidates);
     let mut plan = RestorePlan::default();
-    for (c, decision) in candidates.iter().zip(decisions) {
+    let mut candidates = candidates;
+    for (c, decision) in candidates.iter_mut().zip(decisions) {
         match decision {
-            Ok(()) => builder.restore(c, &tokens, &mut plan.steps),
+            Ok(()) => {
+                let object = std::mem::take(&mut c.object);
+                builder.restore(c, object, &tokens, &mut plan.steps);
+            }
             Err(reason) => plan.skipped.push(SkippedObject {
                 source: c.path.as_str().to_owned(),
                 namespace: c.namespace().map(str::to_owned),
@@ -53,24 +57,14 @@ pub fn plan(objects: impl IntoIterator<Item = SourceObject>, options: &PlanOptio
             }),
         }
     }
-    let archived: BTreeSet<&str> =
-        plan.steps.iter().filter(|s| s.tier == Tier::Namespaces).map(|s| s.name.as_str()).collect();
-    let missing: BTreeSet<String> =
-        restored.iter().map(|ns| filters.target(ns)).filter(|t| !archived.contains(t)).map(str::to_owned).collect();
-    for target in missing {
-        let object = namespaces::generated(&target);
-        builder.push_generated(&mut plan.steps, Tier::Namespaces, None, &target, object, false);
-    }
-    plan.steps.sort_by(|a, b| {
-        (a.tier, &a.group, &a.resource, &a.namespace, &a.name).cmp(&(
-            b.tier,
-            &b.group,
-            &b.resource,
-            &b.namespace,
-            &b.name,
-        ))
-    });
+    builder.add_missing_namespaces(&restored, &mut plan.steps);
+    plan.steps.sort_by(|a, b| step_key(a).cmp(&step_key(b)));
     Ok(plan)
+}
+
+/// Apply order: tier, then a stable key.
+fn step_key(s: &PlannedObject) -> (Tier, &str, &str, Option<&str>, &str) {
+    (s.tier, &s.group, &s.resource, s.namespace.as_deref(), &s.name)
 }
 
 /// Reads and checks every object, sorted by archive path.
@@ -98,8 +92,14 @@ impl Builder<'_> {
         self.filters.options
     }
 
-    fn restore(&self, c: &Candidate, tokens: &BTreeMap<&str, BTreeSet<&str>>, steps: &mut Vec<PlannedObject>) {
-        let mut object = c.object.clone();
+    /// Transforms `object` (taken out of `c`) and adds it, with what it generates, to `steps`.
+    fn restore(
+        &self,
+        c: &Candidate,
+        mut object: serde_json::Value,
+        tokens: &BTreeMap<String, BTreeSet<String>>,
+        steps: &mut Vec<PlannedObject>,
+    ) {
         strip_server_fields(&mut object);
         retain_owner_references(&mut object, |r| self.index.owner(c, r).is_none());
         match (c.group.as_str(), c.resource()) {
@@ -146,6 +146,22 @@ impl Builder<'_> {
         let (content, snapshot) = snapshot_objects(record, handle, target, &name);
         self.push_generated(steps, Tier::VolumeSnapshotContents, None, &name, content, true);
         self.push_generated(steps, Tier::VolumeSnapshots, Some(target), &name, snapshot, true);
+    }
+
+    /// Generates a Namespace for each target namespace of `restored` (source namespaces) that
+    /// no archived Namespace object provides.
+    fn add_missing_namespaces(&self, restored: &BTreeSet<String>, steps: &mut Vec<PlannedObject>) {
+        let archived: BTreeSet<&str> =
+            steps.iter().filter(|s| s.tier == Tier::Namespaces).map(|s| s.name.as_str()).collect();
+        let missing: BTreeSet<String> = restored
+            .iter()
+            .map(|ns| self.filters.target(ns))
+            .filter(|t| !archived.contains(t))
+            .map(str::to_owned)
+            .collect();
+        for target in missing {
+            self.push_generated(steps, Tier::Namespaces, None, &target, namespaces::generated(&target), false);
+        }
     }
 
     fn labels(&self) -> [(&str, &str); 2] {

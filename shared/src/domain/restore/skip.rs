@@ -61,6 +61,9 @@ pub enum SkipReason {
         /// `namespace/name` of the claim.
         claim: String,
     },
+    /// An unclaimed PersistentVolume with reclaim policy `Delete` (Velero does not restore
+    /// those either): the target cluster could delete the source's disk through it.
+    UnclaimedDeleteVolume,
 }
 
 impl SkipReason {
@@ -80,6 +83,7 @@ impl SkipReason {
             Self::ReplacedBySnapshot { .. } => "replacedBySnapshot",
             Self::VolumeDataNotRestored { .. } => "volumeDataNotRestored",
             Self::ClaimNotRestored { .. } => "claimNotRestored",
+            Self::UnclaimedDeleteVolume => "unclaimedDeleteVolume",
         }
     }
 }
@@ -110,7 +114,7 @@ impl fmt::Display for SkipReason {
                 write!(f, "owned by {owner}, which is restored and recreates it")
             }
             Self::ReplacedBySnapshot { claim, handle } => {
-                write!(f, "claim {claim} is bound to a volume restored from snapshot {handle} instead")
+                write!(f, "replaced by a volume restored from snapshot {handle} for claim {claim}")
             }
             Self::VolumeDataNotRestored { claim, volumes_requested: true } => write!(
                 f,
@@ -121,6 +125,9 @@ impl fmt::Display for SkipReason {
                 "the request does not restore volumes: claim {claim} gets a new empty volume and its data is not restored"
             ),
             Self::ClaimNotRestored { claim } => write!(f, "its claim {claim} is not restored"),
+            Self::UnclaimedDeleteVolume => f.write_str(
+                "an unclaimed volume with reclaim policy Delete: the target cluster could delete the source's disk through it",
+            ),
         }
     }
 }

@@ -83,10 +83,12 @@ pub(super) fn job(object: &mut Value) {
 
 /// Pods not owned by a restored controller (Velero's pod action): the scheduler picks a node
 /// again, the priority comes from the class again, and the projected service account token
-/// volume (`kube-api-access-*`) is injected again by admission.
+/// volume (`kube-api-access-*`) is injected again by admission. Ephemeral containers go too:
+/// the API server refuses them on create (they are added through a subresource).
 pub(super) fn pod(object: &mut Value) {
     let Some(spec) = object_at(object, "/spec") else { return };
     spec.remove("nodeName");
+    spec.remove("ephemeralContainers");
     if spec.get("priorityClassName").is_some() {
         spec.remove("priority");
     }
@@ -95,7 +97,7 @@ pub(super) fn pod(object: &mut Value) {
     if let Some(Value::Array(volumes)) = spec.get_mut("volumes") {
         volumes.retain(|v| !is_token(v.get("name")));
     }
-    for containers in ["initContainers", "containers", "ephemeralContainers"] {
+    for containers in ["initContainers", "containers"] {
         for c in spec.get_mut(containers).and_then(Value::as_array_mut).into_iter().flatten() {
             if let Some(Value::Array(mounts)) = c.get_mut("volumeMounts") {
                 mounts.retain(|m| !is_token(m.get("name")));
@@ -105,7 +107,7 @@ pub(super) fn pod(object: &mut Value) {
 }
 
 /// ServiceAccounts: references to token Secrets (which are not restored) go.
-pub(super) fn service_account(object: &mut Value, token_secrets: &BTreeSet<&str>) {
+pub(super) fn service_account(object: &mut Value, token_secrets: &BTreeSet<String>) {
     if let Some(Value::Array(secrets)) = object.get_mut("secrets") {
         secrets.retain(|s| !s.get("name").and_then(Value::as_str).is_some_and(|n| token_secrets.contains(n)));
         if secrets.is_empty()
@@ -198,6 +200,7 @@ mod tests {
     #[test]
     fn bare_pods_are_scheduled_again() {
         let mut p = json!({"spec": {"nodeName": "aks-nodepool1-0", "priorityClassName": "high", "priority": 1000,
+            "ephemeralContainers": [{"name": "debugger", "image": "busybox"}],
             "volumes": [{"name": "data", "emptyDir": {}}, {"name": "kube-api-access-x7k2p", "projected": {}}],
             "containers": [{"name": "c", "volumeMounts": [{"name": "data", "mountPath": "/d"},
                 {"name": "kube-api-access-x7k2p", "mountPath": "/var/run/secrets/kubernetes.io/serviceaccount"}]}]}});
@@ -221,9 +224,9 @@ mod tests {
     #[test]
     fn service_accounts_forget_token_secrets() {
         let mut sa = json!({"metadata": {"name": "web"}, "secrets": [{"name": "web-token-abcde"}, {"name": "other"}]});
-        service_account(&mut sa, &BTreeSet::from(["web-token-abcde"]));
+        service_account(&mut sa, &BTreeSet::from(["web-token-abcde".to_owned()]));
         assert_eq!(sa, json!({"metadata": {"name": "web"}, "secrets": [{"name": "other"}]}));
-        service_account(&mut sa, &BTreeSet::from(["other"]));
+        service_account(&mut sa, &BTreeSet::from(["other".to_owned()]));
         assert_eq!(sa, json!({"metadata": {"name": "web"}}));
     }
 }
