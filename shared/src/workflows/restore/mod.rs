@@ -172,6 +172,10 @@ pub struct Prepared {
     pub manifest: Manifest,
     /// What will be sent, in order, and what is left out.
     pub plan: RestorePlan,
+    /// Time spent reading and checking the archive.
+    pub read_time: Duration,
+    /// Time spent planning.
+    pub plan_time: Duration,
 }
 
 /// Everything before the first write: checks, the backup, authorisation, the plan. The CLI's
@@ -217,7 +221,9 @@ pub async fn prepare(
     })?;
     let allowed = authorize(policy, request).map_err(|e| refused("NotAllowed", e.to_string()))?;
     let manifest = source::manifest(objects, &request.source_cluster, &backup.backup_id).await?;
+    let reading = std::time::Instant::now();
     let archived = source::read_objects(objects, &manifest, read.clone()).await?;
+    let read_time = reading.elapsed();
     let options = PlanOptions {
         restore_id: request.restore_id(),
         backup_id: backup.backup_id.to_string(),
@@ -232,12 +238,14 @@ pub async fn prepare(
         keep_node_ports: request.keep_node_ports,
         snapshots: manifest.snapshots.iter().filter(|s| s.is_ready()).cloned().collect(),
     };
+    let planning = std::time::Instant::now();
     let plan = planner::plan(archived, &options).map_err(|e| refused("InvalidRequest", e.to_string()))?;
+    let plan_time = planning.elapsed();
     let namespaces = plan.steps.iter().filter_map(|s| s.namespace.as_deref());
     allowed
         .check_namespaces(policy, &request.target_cluster, namespaces)
         .map_err(|e| refused("NotAllowed", e.to_string()))?;
-    Ok(Prepared { backup, manifest, plan })
+    Ok(Prepared { backup, manifest, plan, read_time, plan_time })
 }
 
 /// The results document of a restore.
@@ -326,12 +334,13 @@ pub async fn run(
         }
         Err(e) => return Err(e),
     };
-    let Prepared { backup, plan, .. } = prepared;
+    let Prepared { backup, plan, read_time, plan_time, .. } = prepared;
     run.record.backup_id = Some(backup.backup_id.clone());
     run.record.counts =
         RestoreCounts { planned: plan.steps.len() as u64, skipped: plan.skipped.len() as u64, ..Default::default() };
     tracing::info!(restore.id = %run.record.restore_id, backup.id = %backup.backup_id,
-        planned = plan.steps.len(), skipped = plan.skipped.len(), "restore planned");
+        planned = plan.steps.len(), skipped = plan.skipped.len(), read_ms = read_time.as_millis() as u64,
+        plan_ms = plan_time.as_millis() as u64, "restore planned");
 
     if request.dry_run {
         run.record.finish(RestorePhase::Completed, None, deps.clock.now());
