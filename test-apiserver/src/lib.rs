@@ -24,7 +24,8 @@
 //!   `wait_for_kind(api_version, kind)`, `shutdown()`.
 //! - [`Store`]: `create`, `get`, `list`, `update`, `update_status`, `delete` on JSON objects with
 //!   the HTTP API's semantics; `catalog()`, `resource_version()`, `compact()`.
-//! - [`Faults`]: `inject(FaultRule)`, `pending()`, `served()`, `clear()`.
+//! - [`Faults`]: `inject(FaultRule)`, `deny(Denial)` (403 as RBAC words it), `pending()`,
+//!   `served()`, `clear()`.
 //!
 //! # What is served
 //! - Discovery: `/api`, `/api/v1`, `/apis`, `/apis/{group}`, `/apis/{group}/{version}`, and
@@ -111,7 +112,7 @@ mod workloads;
 mod write;
 
 pub use delete::DeleteOptions;
-pub use faults::{Fault, FaultRule, Faults};
+pub use faults::{Denial, Fault, FaultRule, Faults};
 pub use list::ListOptions;
 pub use seed::{AZURE_DISK_DRIVER, SampleApp};
 pub use server::{KubeconfigError, Options, Running, StartError, TestApiServer};
