@@ -133,7 +133,7 @@ pub(crate) fn defaults_on_create(def: &ResourceDef, obj: &mut Value) {
 
 /// A claim's `dataSource` and `dataSourceRef` are kept equal when only one is given (the real
 /// server's `NormalizeDataSources`; a `dataSourceRef` into another namespace is not mirrored).
-fn mirror_data_source(spec: &mut serde_json::Map<String, Value>) {
+pub(crate) fn mirror_data_source(spec: &mut serde_json::Map<String, Value>) {
     let source = spec.get("dataSource").filter(|v| v.is_object()).cloned();
     let reference = spec.get("dataSourceRef").filter(|v| v.is_object()).cloned();
     match (source, reference) {

@@ -59,6 +59,10 @@
 //!   - Workloads: Deployments, StatefulSets, DaemonSets and ReplicaSets report their generation
 //!     observed, then all replicas ready ([`NEVER_READY_ANNOTATION`] keeps one unready).
 //!   - CRDs become `Established`; namespaces terminate; ownerReferences are garbage collected.
+//! - Registry rules a restore meets: Services get cluster IPs (`10.0.0.0/16`) and node ports
+//!   allocated, and a requested one must be free and in range; Jobs get a selector of their own
+//!   uid (one carried over is refused); bound claims' specs, workload selectors and most of a
+//!   StatefulSet's spec are immutable (422 with the real messages).
 //!
 //! # Not implemented
 //! - Schema validation of built-in types: unknown fields are accepted even with
@@ -86,6 +90,8 @@ mod events;
 mod faults;
 pub mod fields;
 mod handlers;
+mod immutability;
+mod jobs;
 mod list;
 pub mod meta;
 mod openapi;
@@ -98,6 +104,7 @@ mod scale;
 mod seed;
 pub mod selectors;
 mod server;
+mod services;
 mod snapshot_import;
 mod snapshot_registry;
 mod snapshots;

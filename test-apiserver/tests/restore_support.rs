@@ -335,3 +335,86 @@ async fn workloads_report_ready_replicas_after_the_delay() -> anyhow::Result<()>
     assert!(broken_later["status"]["readyReplicas"].is_null(), "zero counts are omitted as the real server does");
     Ok(())
 }
+
+#[tokio::test]
+async fn services_jobs_and_claims_refuse_what_the_real_server_refuses() -> anyhow::Result<()> {
+    let (server, _client, _dir) = start().await?;
+    server.seed_sample_app("shop").await?;
+    let s = server.store();
+    let svc = |name: &str, spec: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": name, "namespace": "shop"}, "spec": spec});
+    let ports = json!([{"port": 80, "protocol": "TCP"}]);
+
+    // The sample's web Service holds 10.0.12.34: a restore that keeps clusterIP collides.
+    let taken = s.create(svc("copy", json!({"clusterIP": "10.0.12.34", "ports": ports}))).expect_err("IP in use");
+    assert_eq!(
+        (taken.code, taken.message.as_str()),
+        (
+            422,
+            "Service \"copy\" is invalid: spec.clusterIPs: Invalid value: []string{\"10.0.12.34\"}: failed to allocate IP 10.0.12.34: provided IP is already allocated"
+        )
+    );
+    let foreign =
+        s.create(svc("other", json!({"clusterIP": "172.16.0.10", "ports": ports}))).expect_err("out of range");
+    assert!(foreign.message.ends_with("The range of valid IPs is 10.0.0.0/16"), "{}", foreign.message);
+    let fresh = s.create(svc("fresh", json!({"type": "NodePort", "ports": ports})))?;
+    let ip = fresh["spec"]["clusterIP"].as_str().unwrap_or_default().to_string();
+    assert!(ip.starts_with("10.0.") && ip != "10.0.12.34", "{ip}");
+    let node_port = fresh["spec"]["ports"][0]["nodePort"].as_i64().unwrap_or_default();
+    assert!((30000..=32767).contains(&node_port));
+    let clash = s.create(svc("clash", json!({"type": "NodePort", "ports": [{"port": 81, "nodePort": node_port}]})));
+    assert!(clash.expect_err("port in use").message.ends_with("provided port is already allocated"));
+
+    // An update without the allocated values keeps them; one changing the IP is refused.
+    let mut update = svc("fresh", json!({"type": "NodePort", "ports": ports}));
+    update["metadata"]["labels"] = json!({"restored": "yes"});
+    let kept = s.update(update)?;
+    assert_eq!(
+        (kept["spec"]["clusterIP"].as_str(), kept["spec"]["ports"][0]["nodePort"].as_i64()),
+        (Some(ip.as_str()), Some(node_port))
+    );
+    let moved = s.update(svc("fresh", json!({"type": "NodePort", "clusterIP": "10.0.200.1", "ports": ports})));
+    assert!(moved.expect_err("immutable").message.contains("may not change once set"));
+
+    // A Job gets a selector of its own uid; one carried over from a backup is refused.
+    let job = |name: &str, selector: Option<&str>| {
+        let mut j = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, "namespace": "shop"},
+            "spec": {"template": {"metadata": {"labels": {"app": "migrate"}},
+                "spec": {"restartPolicy": "Never", "containers": [{"name": "m", "image": "i"}]}}}});
+        if let Some(uid) = selector {
+            j["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": uid}});
+            j["spec"]["template"]["metadata"]["labels"]["batch.kubernetes.io/controller-uid"] = json!(uid);
+            j["spec"]["template"]["metadata"]["labels"]["controller-uid"] = json!(uid);
+        }
+        j
+    };
+    let created = s.create(job("migrate", None))?;
+    let uid = created["metadata"]["uid"].as_str().unwrap_or_default().to_string();
+    assert_eq!(created["spec"]["selector"]["matchLabels"]["batch.kubernetes.io/controller-uid"], uid.as_str());
+    assert_eq!(created["spec"]["template"]["metadata"]["labels"]["job-name"], "migrate");
+    let stale = s.create(job("migrate-again", Some(&uid))).expect_err("another job's selector");
+    assert_eq!(stale.code, 422);
+    assert!(
+        stale.message.contains(&format!(
+            "spec.selector.matchLabels[batch.kubernetes.io/controller-uid]: Invalid value: \"{uid}\": must be '"
+        )),
+        "{}",
+        stale.message
+    );
+
+    // A bound claim's spec is immutable but for its requests; workload selectors are immutable.
+    let mut pvc = s.get("v1", "PersistentVolumeClaim", "shop", "data-db-0")?;
+    pvc["spec"]["resources"]["requests"]["storage"] = json!("20Gi");
+    let grown = s.update(pvc.clone())?;
+    pvc["metadata"]["resourceVersion"] = grown["metadata"]["resourceVersion"].clone();
+    pvc["spec"]["storageClassName"] = json!("other");
+    let refused = s.update(pvc).expect_err("immutable claim spec");
+    assert!(refused.message.ends_with("spec: Forbidden: spec is immutable after creation except resources.requests and volumeAttributesClassName for bound claims"), "{}", refused.message);
+    let mut web = s.get("apps/v1", "Deployment", "shop", "web")?;
+    web["spec"]["selector"] = json!({"matchLabels": {"app": "web2"}});
+    web["spec"]["template"]["metadata"]["labels"] = json!({"app": "web2"});
+    assert!(s.update(web).expect_err("selector").message.contains("spec.selector: Invalid value"));
+    let mut db = s.get("apps/v1", "StatefulSet", "shop", "db")?;
+    db["spec"]["serviceName"] = json!("elsewhere");
+    assert!(s.update(db).expect_err("sts").message.contains("updates to statefulset spec for fields other than"));
+    Ok(())
+}
