@@ -23,7 +23,7 @@ use lifeboat_shared::domain::policy::Config;
 use lifeboat_shared::domain::records::BackupState;
 use lifeboat_shared::ports::object_store::collect_bytes;
 use lifeboat_shared::ports::{ManualClock, QueueReceiver, ReceivedMessage};
-use lifeboat_test_apiserver::{Options, Running, TestApiServer};
+use lifeboat_test_apiserver::{Denial, Options, Running, TestApiServer};
 use serde_json::Value;
 
 struct World {
@@ -237,7 +237,51 @@ async fn a_forbidden_or_missing_volume_snapshot_class_makes_the_backup_partial_n
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_api_server_that_stays_down_leaves_the_message_for_redelivery_and_nothing_committed() {
+async fn a_resource_type_answering_403_is_recorded_and_the_backup_commits_partial() {
+    let w = world("").await;
+    let user = "system:serviceaccount:lifeboat:lifeboat";
+    w.server.faults().deny(Denial::new("apps", "deployments").verb("list").user(user));
+    let id = run_chain(&w).await;
+    let cluster = ClusterName::new("prod").expect("name");
+    let (record, _) = catalog::get(w.app.state.as_ref(), &cluster, &id).await.expect("catalog").expect("record");
+    assert_eq!(record.state, BackupState::Committed, "the other types and the snapshot are backed up");
+    let (_, body) = w.app.objects.get(&format!("backups/prod/{id}/manifest.json"), None).await.expect("manifest");
+    let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("json");
+    assert!(manifest.is_partial());
+    let reason = format!(
+        "deployments.apps is forbidden: User \"{user}\" cannot list resource \"deployments\" in API group \"apps\""
+    );
+    assert!(manifest.warnings.iter().any(|w| w.contains(&reason)), "{:?}", manifest.warnings);
+    assert!(!manifest.objects.iter().any(|o| o.path.starts_with("resources/deployments.apps/")), "nothing listed");
+    assert!(manifest.objects.iter().any(|o| o.path == "resources/statefulsets.apps/namespaces/shop/db.json"));
+    assert_eq!(manifest.snapshots.len(), 1);
+
+    let data = w.dir.path().join("data");
+    let list = |json: bool| {
+        let mut args = vec!["backups", "list", "--data", data.to_str().expect("path")];
+        if json {
+            args.push("--json");
+        }
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat"))
+            .args(&args)
+            .env_remove("LIFEBOAT_CONFIG")
+            .output()
+            .expect("run lifeboat");
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let table = list(false);
+    let row = table.lines().find(|l| l.trim_start().starts_with(id.as_str())).unwrap_or_default();
+    assert!(row.contains("committed (partial)"), "{table}");
+    assert!(table.contains(&reason), "the reason is shown under the table: {table}");
+    let json: Value = serde_json::from_str(&list(true)).expect("JSON");
+    let listed = &json["backups"][0];
+    assert_eq!((listed["state"].as_str(), listed["partial"].as_bool()), (Some("committed"), Some(true)));
+    assert!(listed["warnings"][0].as_str().is_some_and(|w| w.contains(&reason)), "{listed}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_api_server_that_stays_down_is_retried_then_the_backup_fails_with_the_reason() {
     let w = world("").await;
     use lifeboat_test_apiserver::{Fault, FaultRule};
     w.server.faults().inject(FaultRule::new(Fault::InternalError).times(1000));
@@ -254,6 +298,35 @@ async fn an_api_server_that_stays_down_leaves_the_message_for_redelivery_and_not
     };
     let err = handlers::dispatch(&w.app, &def, TriggerInput::Message(input)).await.expect_err("must fail");
     assert_eq!(err.status(), 503, "transient: the host retries it: {err}");
+    assert!(
+        w.app.objects.head("backups/prod/hourly-20261122t100000z/manifest.json").await.is_err(),
+        "nothing committed"
+    );
+    let id = BackupId::parse("hourly-20261122t100000z").expect("id");
+    let cluster = ClusterName::new("prod").expect("name");
+    let state = |w: &World| {
+        let (state, id, cluster) = (w.app.state.clone(), id.clone(), cluster.clone());
+        async move { catalog::get(state.as_ref(), &cluster, &id).await.expect("catalog").map(|(r, _)| r) }
+    };
+    assert_ne!(state(&w).await.map(|r| r.state), Some(BackupState::Failed), "not failed while retries remain");
+
+    // The last delivery the queue allows: the backup fails for good, with the reason.
+    let last = w.app.settings.backup.give_up_after_deliveries;
+    let input = MessageInput {
+        queue: request.queue.clone(),
+        message_id: request.message_id.clone(),
+        body: request.body.clone(),
+        delivery_count: last,
+        enqueued_time: None,
+    };
+    let outcome =
+        handlers::dispatch(&w.app, &def, TriggerInput::Message(input)).await.expect("handled: no more retries");
+    assert!(logs(&outcome).contains("failed"), "{outcome:?}");
+    let record = state(&w).await.expect("record");
+    assert_eq!(record.state, BackupState::Failed);
+    let reason = record.failure.unwrap_or_default();
+    assert!(reason.contains("injected fault: internal error"), "{reason}");
+    assert!(reason.contains(&format!("gave up after {last} deliveries")), "{reason}");
     assert!(
         w.app.objects.head("backups/prod/hourly-20261122t100000z/manifest.json").await.is_err(),
         "nothing committed"

@@ -67,3 +67,44 @@ fn handler_mode_needs_the_port_the_functions_host_gives() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("FUNCTIONS_CUSTOMHANDLER_PORT"));
 }
+
+#[test]
+fn backup_now_takes_the_policy_as_an_argument_or_a_flag() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = dir.path().join("p.yaml");
+    std::fs::write(&file, GOOD).expect("write");
+    let (config, data) = (file.to_str().expect("path"), dir.path().join("data"));
+    let data = data.to_str().expect("path");
+    let run = |extra: &[&str]| {
+        let mut args = vec!["backup", "now", "--config", config, "--data", data, "--json"];
+        args.extend_from_slice(extra);
+        lifeboat(&args)
+    };
+    let json = |out: &std::process::Output| -> serde_json::Value {
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).expect("JSON")
+    };
+    let positional = json(&run(&["nightly", "--request-id", "run-1"]));
+    assert_eq!(positional["cluster"], "prod", "the policy's only cluster");
+    assert_eq!(positional["backupId"].as_str().map(|id| id.starts_with("nightly-")), Some(true), "{positional}");
+    let flagged = json(&run(&["--policy", "nightly", "--cluster", "prod", "--request-id", "run-2"]));
+    assert_eq!(flagged["cluster"], "prod");
+    assert_ne!(flagged["backupId"], positional["backupId"]);
+
+    let both = run(&["nightly", "--policy", "nightly"]);
+    assert_eq!(both.status.code(), Some(2), "clap refuses the policy twice");
+    let neither = run(&[]);
+    assert_eq!(neither.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&neither.stderr).contains("<POLICY>"),
+        "{}",
+        String::from_utf8_lossy(&neither.stderr)
+    );
+    let unknown = run(&["weekly"]);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("no policy weekly"),
+        "{}",
+        String::from_utf8_lossy(&unknown.stderr)
+    );
+}

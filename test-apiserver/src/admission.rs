@@ -108,7 +108,13 @@ pub(crate) fn defaults_on_create(def: &ResourceDef, obj: &mut Value) {
         ("", "pods") => {
             o.insert("status".into(), json!({"phase": "Pending", "qosClass": "BestEffort"}));
         }
-        ("", "persistentvolumeclaims" | "persistentvolumes") => {
+        ("", "persistentvolumeclaims") => {
+            o.insert("status".into(), json!({"phase": "Pending"}));
+            if let Some(spec) = o.get_mut("spec").and_then(Value::as_object_mut) {
+                mirror_data_source(spec);
+            }
+        }
+        ("", "persistentvolumes") => {
             o.insert("status".into(), json!({"phase": "Pending"}));
         }
         ("", "services") => {
@@ -120,6 +126,26 @@ pub(crate) fn defaults_on_create(def: &ResourceDef, obj: &mut Value) {
         }
         ("", "secrets") => {
             o.entry("type").or_insert_with(|| json!("Opaque"));
+        }
+        _ => {}
+    }
+}
+
+/// A claim's `dataSource` and `dataSourceRef` are kept equal when only one is given (the real
+/// server's `NormalizeDataSources`; a `dataSourceRef` into another namespace is not mirrored).
+pub(crate) fn mirror_data_source(spec: &mut serde_json::Map<String, Value>) {
+    let source = spec.get("dataSource").filter(|v| v.is_object()).cloned();
+    let reference = spec.get("dataSourceRef").filter(|v| v.is_object()).cloned();
+    match (source, reference) {
+        (Some(s), None) => {
+            spec.insert("dataSourceRef".into(), s);
+        }
+        (None, Some(r)) if r["namespace"].as_str().is_none_or(str::is_empty) => {
+            let mut s = r;
+            if let Some(m) = s.as_object_mut() {
+                m.remove("namespace");
+            }
+            spec.insert("dataSource".into(), s);
         }
         _ => {}
     }

@@ -1,6 +1,7 @@
 //! The in-process controllers a real control plane runs: CRD establishment and cleanup,
-//! namespace termination, garbage collection through ownerReferences, and the CSI snapshot
-//! controller (in `snapshots.rs`). They react to store events, after the configured delays.
+//! namespace termination, garbage collection through ownerReferences, the CSI snapshot
+//! controller (`snapshots.rs`, `snapshot_import.rs`), the volume binder and provisioner
+//! (`volumes.rs`) and workload status (`workloads.rs`). They react to store events, after the configured delays.
 
 use std::sync::Arc;
 
@@ -14,6 +15,7 @@ use crate::server::Options;
 use crate::snapshots;
 use crate::storage::{Change, Event, GroupResource, ObjectKey};
 use crate::store::{Store, crd_gr, is_established};
+use crate::{snapshot_import, snapshot_registry, volumes, workloads};
 
 impl Store {
     /// Changes an object in place under the lock; writes it if `f` changed it, removing it when
@@ -99,15 +101,36 @@ fn react(store: &Store, opts: &Options, ev: &Arc<Event>) {
     if ev.change == Change::Deleted {
         collect_garbage(store, meta_str(&ev.object, "uid"));
     }
+    let added = ev.change == Change::Added;
     match (group, resource, ev.change) {
         ("apiextensions.k8s.io", "customresourcedefinitions", Change::Added | Change::Modified) => {
             reconcile_crd(store, opts, &ev.key);
         }
         ("", "namespaces", Change::Modified) => reconcile_namespace(store, opts, &ev.key),
         ("snapshot.storage.k8s.io", "volumesnapshots", Change::Added | Change::Modified) => {
-            snapshots::schedule(store, opts, &ev.key, ev.change == Change::Added);
+            snapshots::schedule(store, opts, &ev.key, added);
+            volumes::snapshot_changed(store, opts, &ev.key);
         }
-        ("", "persistentvolumeclaims", Change::Modified) => snapshots::retry_for_claim(store, opts, &ev.key),
+        ("snapshot.storage.k8s.io", "volumesnapshotcontents", Change::Added | Change::Modified) => {
+            snapshot_import::content_changed(store, opts, &ev.key, added);
+        }
+        ("snapshot.storage.k8s.io", "volumesnapshotcontents", Change::Deleted) => {
+            let handle = ev.object["status"]["snapshotHandle"].as_str();
+            if let Some(h) = handle.filter(|_| ev.object["spec"]["deletionPolicy"] == "Delete") {
+                snapshot_registry::forget(h);
+            }
+        }
+        ("", "persistentvolumeclaims", Change::Added | Change::Modified) => {
+            if !added {
+                snapshots::retry_for_claim(store, opts, &ev.key);
+            }
+            volumes::claim_changed(store, opts, &ev.key);
+        }
+        ("", "persistentvolumeclaims", Change::Deleted) => volumes::claim_deleted(store, &ev.object),
+        ("", "persistentvolumes", Change::Added) => volumes::volume_added(store, opts, &ev.key),
+        (g, r, Change::Added | Change::Modified) if opts.simulate_workloads && workloads::is_workload(g, r) => {
+            workloads::changed(store, opts, &ev.gr, &ev.key);
+        }
         _ => {}
     }
 }
@@ -183,6 +206,13 @@ fn reconcile_namespace(store: &Store, opts: &Options, key: &ObjectKey) {
     }
     let (store, key) = (store.clone(), key.clone());
     later(opts.namespace_finalize_delay, move || {
+        // Snapshots are deleted through the API, so their finalizers run: a `Delete` content
+        // (and its cloud snapshot) goes with them, as on a real cluster.
+        for vs in store.raw_list(&snapshots::vs_gr()) {
+            if meta_str(&vs, "namespace") == key.name {
+                snapshots::release_content(&store, &vs);
+            }
+        }
         let inner_resources = store.storage.lock().resources();
         for gr in inner_resources {
             let namespaced = store.catalog().find_any_version(&gr.group, &gr.resource).is_none_or(|d| d.namespaced);

@@ -1,6 +1,6 @@
 //! Fault injection for reliability tests: the next N requests (optionally only those whose path
 //! contains a substring, or with a given method) get a 429 with `Retry-After`, a 500, a delay, or
-//! a dropped connection.
+//! a dropped connection; and RBAC denials (403) of chosen resources and verbs.
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -59,10 +59,44 @@ impl FaultRule {
     }
 }
 
+/// An RBAC denial: requests for a resource (optionally one verb only) answer 403 `Forbidden`
+/// with the real authorizer's message, until [`Faults::clear`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Denial {
+    /// API group (`""` for core).
+    pub group: String,
+    /// Plural resource name, e.g. `deployments` (a subresource as `deployments/status`).
+    pub resource: String,
+    /// Only this verb (`list`, `get`, `watch`, `create`, `update`, `patch`, `delete`, ...).
+    pub verb: Option<String>,
+    /// The user named in the message.
+    pub user: String,
+}
+
+impl Denial {
+    /// Denies every verb on `group`/`resource` to the kubeconfig's user (`lifeboat-test`).
+    pub fn new(group: &str, resource: &str) -> Self {
+        Self { group: group.into(), resource: resource.into(), verb: None, user: "lifeboat-test".into() }
+    }
+    /// Only this verb.
+    #[must_use]
+    pub fn verb(mut self, verb: &str) -> Self {
+        self.verb = Some(verb.into());
+        self
+    }
+    /// The user the message names (e.g. `system:serviceaccount:lifeboat:lifeboat`).
+    #[must_use]
+    pub fn user(mut self, user: &str) -> Self {
+        self.user = user.into();
+        self
+    }
+}
+
 /// The server's fault injector (cheap to clone; all clones share the rules).
 #[derive(Debug, Clone, Default)]
 pub struct Faults {
     rules: Arc<Mutex<Vec<FaultRule>>>,
+    denials: Arc<Mutex<Vec<Denial>>>,
     served: Arc<Mutex<usize>>,
 }
 
@@ -76,9 +110,27 @@ impl Faults {
         self.rules().push(rule);
     }
 
-    /// Removes every rule.
+    /// Removes every rule and denial.
     pub fn clear(&self) {
         self.rules().clear();
+        self.denials().clear();
+    }
+
+    fn denials(&self) -> std::sync::MutexGuard<'_, Vec<Denial>> {
+        self.denials.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Denies requests as [`Denial`] says, until cleared.
+    pub fn deny(&self, denial: Denial) {
+        self.denials().push(denial);
+    }
+
+    /// The denial for a request on `group`/`resource` (with `sub`resource) with `verb`, if any.
+    pub(crate) fn denied(&self, group: &str, resource: &str, verb: &str) -> Option<Denial> {
+        self.denials()
+            .iter()
+            .find(|d| d.group == group && d.resource == resource && d.verb.as_deref().is_none_or(|v| v == verb))
+            .cloned()
     }
 
     /// Faults still to be served.
@@ -125,5 +177,18 @@ mod tests {
         assert_eq!(f.take("GET", "/api/v1/configmaps"), Some(Fault::InternalError));
         assert_eq!(f.take("GET", "/api/v1/configmaps"), None);
         assert_eq!(f.served(), 2);
+    }
+
+    #[test]
+    fn denials_match_group_resource_and_verb() {
+        let f = Faults::default();
+        f.deny(Denial::new("apps", "deployments").verb("list"));
+        f.deny(Denial::new("", "secrets"));
+        assert!(f.denied("apps", "deployments", "list").is_some());
+        assert!(f.denied("apps", "deployments", "get").is_none());
+        assert!(f.denied("", "secrets", "watch").is_some());
+        assert!(f.denied("apps", "statefulsets", "list").is_none());
+        f.clear();
+        assert!(f.denied("", "secrets", "watch").is_none());
     }
 }

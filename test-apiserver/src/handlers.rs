@@ -101,6 +101,11 @@ pub(crate) async fn handle(st: &AppState, rp: ResourcePath, req: Request) -> Res
     let catalog = st.store.catalog();
     let def = catalog.find(&rp.group, &rp.version, &rp.resource).cloned().ok_or_else(ApiError::no_route)?;
     let verb = verb(req.method(), &rp, &q).ok_or_else(ApiError::method_not_allowed)?;
+    let resource = rp.sub.as_ref().map_or_else(|| rp.resource.clone(), |s| format!("{}/{s}", rp.resource));
+    if let Some(d) = st.faults.denied(&rp.group, &resource, verb) {
+        let (name, ns) = (rp.name.as_deref().unwrap_or_default(), rp.namespace.as_deref().unwrap_or_default());
+        return Err(ApiError::rbac_forbidden(&rp.group, &resource, name, ns, verb, &d.user));
+    }
     if !scope_matches(&def, &rp, verb) {
         return Err(if rp.name.is_some() || rp.namespace.is_some() {
             ApiError::no_route()

@@ -24,7 +24,8 @@
 //!   `wait_for_kind(api_version, kind)`, `shutdown()`.
 //! - [`Store`]: `create`, `get`, `list`, `update`, `update_status`, `delete` on JSON objects with
 //!   the HTTP API's semantics; `catalog()`, `resource_version()`, `compact()`.
-//! - [`Faults`]: `inject(FaultRule)`, `pending()`, `served()`, `clear()`.
+//! - [`Faults`]: `inject(FaultRule)`, `deny(Denial)` (403 as RBAC words it), `pending()`,
+//!   `served()`, `clear()`.
 //!
 //! # What is served
 //! - Discovery: `/api`, `/api/v1`, `/apis`, `/apis/{group}`, `/apis/{group}/{version}`, and
@@ -42,8 +43,26 @@
 //!   `deletionTimestamp`, ownerReference garbage collection, namespace termination.
 //! - Lists with `limit`/`continue` (consistent snapshots rebuilt from history), selectors,
 //!   `resourceVersion`/`resourceVersionMatch`; watches with bookmarks and `sendInitialEvents`.
-//! - Bearer-token authentication, fault injection ([`Faults`]) and a simulated CSI snapshot
-//!   controller for Azure Disk.
+//! - Bearer-token authentication and fault injection ([`Faults`]).
+//! - Simulated controllers, each after its [`Options`] delay:
+//!   - CSI snapshots: a `VolumeSnapshot` of a bound claim gets a bound content and
+//!     `readyToUse`; a pre-provisioned pair (content with `spec.source.snapshotHandle`, snapshot
+//!     with `spec.source.volumeSnapshotContentName`), as a restore creates it, binds and becomes
+//!     ready, or reports the real controller's error. Snapshot handles are shared by every
+//!     server in the process (one simulated Azure subscription): a second server can import a
+//!     first one's, and a snapshot deleted with its `Delete` content cannot be imported.
+//!   - Volumes: claims bind to the volume they name or that is pre-bound to them; a claim with a
+//!     `VolumeSnapshot` data source gets a volume `pvc-<claim uid>` restored from it, annotated
+//!     [`RESTORED_FROM_ANNOTATION`] with the snapshot handle; other claims of a storage class get
+//!     an empty volume; a deleted claim's volume is deleted or released. Failures are `Warning`
+//!     events with external-provisioner's messages.
+//!   - Workloads: Deployments, StatefulSets, DaemonSets and ReplicaSets report their generation
+//!     observed, then all replicas ready ([`NEVER_READY_ANNOTATION`] keeps one unready).
+//!   - CRDs become `Established`; namespaces terminate; ownerReferences are garbage collected.
+//! - Registry rules a restore meets: Services get cluster IPs (`10.0.0.0/16`) and node ports
+//!   allocated, and a requested one must be free and in range; Jobs get a selector of their own
+//!   uid (one carried over is refused); bound claims' specs, workload selectors and most of a
+//!   StatefulSet's spec are immutable (422 with the real messages).
 //!
 //! # Not implemented
 //! - Schema validation of built-in types: unknown fields are accepted even with
@@ -54,7 +73,10 @@
 //!   1.3x `create configmap`-style generators send them and get 415), HTTP/2, client certificates.
 //! - Subresources other than `status`, `scale` and `finalize` (exec, log, eviction: 500).
 //! - Pod graceful deletion (pods go at once), foreground deletion (treated as background),
-//!   admission webhooks, RBAC.
+//!   admission webhooks, RBAC (but see [`Faults`] for injected denials).
+//! - Workload controllers create no Pods or ReplicaSets; there is no scheduler, so
+//!   `WaitForFirstConsumer` storage classes bind at once; claims without a named volume are not
+//!   matched to existing unbound volumes (they are provisioned); PVC clones are not provisioned.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 #![deny(missing_docs)]
 
@@ -64,9 +86,12 @@ pub mod catalog;
 mod controllers;
 mod delete;
 pub mod discovery;
+mod events;
 mod faults;
 pub mod fields;
 mod handlers;
+mod immutability;
+mod jobs;
 mod list;
 pub mod meta;
 mod openapi;
@@ -79,21 +104,29 @@ mod scale;
 mod seed;
 pub mod selectors;
 mod server;
+mod services;
+mod snapshot_import;
+mod snapshot_registry;
 mod snapshots;
 pub mod status;
 mod storage;
 mod store;
 #[cfg(feature = "tls")]
 mod tls;
+mod volumes;
 mod watch;
+mod workloads;
 mod write;
 
 pub use delete::DeleteOptions;
-pub use faults::{Fault, FaultRule, Faults};
+pub use faults::{Denial, Fault, FaultRule, Faults};
 pub use list::ListOptions;
 pub use seed::{AZURE_DISK_DRIVER, SampleApp};
 pub use server::{KubeconfigError, Options, Running, StartError, TestApiServer};
+pub use snapshot_import::DEFAULT_RESTORE_SIZE_BYTES;
 pub use status::ApiError;
 pub use store::{Store, WriteOptions};
 #[cfg(feature = "tls")]
 pub use tls::TlsError;
+pub use volumes::RESTORED_FROM_ANNOTATION;
+pub use workloads::NEVER_READY_ANNOTATION;

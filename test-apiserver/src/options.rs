@@ -11,6 +11,15 @@ pub struct Options {
     pub token: Option<String>,
     /// How long the simulated CSI driver takes to cut a snapshot.
     pub snapshot_delay: Duration,
+    /// How long the simulated CSI provisioner takes to create a volume for a claim (empty, or
+    /// restored from a snapshot).
+    pub volume_provision_delay: Duration,
+    /// How long a workload (Deployment, StatefulSet, DaemonSet, ReplicaSet) takes from a new
+    /// generation to all replicas ready.
+    pub workload_ready_delay: Duration,
+    /// Run the simulated workload controllers (status of Deployments, StatefulSets, DaemonSets and
+    /// ReplicaSets). Off for tests that write those statuses themselves.
+    pub simulate_workloads: bool,
     /// How long a new CRD takes to become `Established`.
     pub crd_establish_delay: Duration,
     /// How long a deleted namespace stays `Terminating` before its contents are removed.
@@ -31,6 +40,9 @@ impl Default for Options {
         Self {
             token: None,
             snapshot_delay: Duration::from_millis(200),
+            volume_provision_delay: Duration::from_millis(100),
+            workload_ready_delay: Duration::from_millis(200),
+            simulate_workloads: true,
             crd_establish_delay: Duration::from_millis(20),
             namespace_finalize_delay: Duration::from_millis(50),
             bookmark_interval: Duration::from_secs(5),

@@ -174,11 +174,15 @@ impl Running {
                      "storageClassName": "managed-csi", "volumeMode": "Filesystem",
                      "claimRef": {"apiVersion": "v1", "kind": "PersistentVolumeClaim", "name": "data-db-0", "namespace": ns, "uid": pvc["metadata"]["uid"]},
                      "csi": {"driver": AZURE_DISK_DRIVER, "volumeHandle": handle, "fsType": "ext4"}}}))?;
+        // The volume controller binds them too (it may already have): the status writes carry no
+        // resourceVersion, so they cannot conflict with it.
         let mut bound_pv = pv;
         bound_pv["status"] = json!({"phase": "Bound"});
+        bound_pv["metadata"]["resourceVersion"].take();
         s.update_status(bound_pv)?;
         let mut bound = pvc;
         bound["status"] = json!({"phase": "Bound", "accessModes": ["ReadWriteOnce"], "capacity": {"storage": "10Gi"}});
+        bound["metadata"]["resourceVersion"].take();
         s.update_status(bound)?;
         let mut pod_spec = pod_spec;
         pod_spec["volumes"] = json!([{"name": "data", "persistentVolumeClaim": {"claimName": "data-db-0"}}]);

@@ -7,26 +7,32 @@ use serde_json::{Value, json};
 
 use crate::meta::{self, meta_str};
 use crate::server::Options;
+use crate::snapshot_import;
+use crate::snapshot_registry;
 use crate::storage::{GroupResource, ObjectKey};
 use crate::store::Store;
 
-const GROUP: &str = "snapshot.storage.k8s.io";
-const VS_FINALIZERS: [&str; 2] = [
+pub(crate) const GROUP: &str = "snapshot.storage.k8s.io";
+pub(crate) const VS_FINALIZERS: [&str; 2] = [
     "snapshot.storage.kubernetes.io/volumesnapshot-as-source-protection",
     "snapshot.storage.kubernetes.io/volumesnapshot-bound-protection",
 ];
 const DEFAULT_CLASS_ANNOTATION: &str = "snapshot.storage.kubernetes.io/is-default-class";
 
-fn vs_gr() -> GroupResource {
+pub(crate) fn vs_gr() -> GroupResource {
     GroupResource::new(GROUP, "volumesnapshots")
 }
 
-/// Reacts to a VolumeSnapshot change: cleanup now if it is being deleted, else (for a new one)
-/// reconcile after the configured delay.
+/// Reacts to a VolumeSnapshot change: cleanup now if it is being deleted; a pre-provisioned one
+/// is synced at once (see `snapshot_import`); a new dynamic one is reconciled after the delay.
 pub(crate) fn schedule(store: &Store, opts: &Options, key: &ObjectKey, added: bool) {
     let Some(vs) = store.raw_get(&vs_gr(), key) else { return };
     if !meta_str(&vs, "deletionTimestamp").is_empty() {
         finalize(store, key, &vs);
+        return;
+    }
+    if snapshot_import::is_pre_provisioned(&vs) {
+        snapshot_import::sync(store, key);
         return;
     }
     if added {
@@ -51,14 +57,23 @@ pub(crate) fn retry_for_claim(store: &Store, opts: &Options, pvc: &ObjectKey) {
     }
 }
 
-fn finalize(store: &Store, key: &ObjectKey, vs: &Value) {
+/// What the controller does when a bound VolumeSnapshot goes away: its content goes too when its
+/// `deletionPolicy` is `Delete`, and with it the cloud snapshot.
+pub(crate) fn release_content(store: &Store, vs: &Value) {
     if let Some(content) = vs["status"]["boundVolumeSnapshotContentName"].as_str() {
         let cgr = GroupResource::new(GROUP, "volumesnapshotcontents");
         let ckey = ObjectKey::new("", content);
-        if store.raw_get(&cgr, &ckey).is_some_and(|c| c["spec"]["deletionPolicy"] == "Delete") {
+        if let Some(c) = store.raw_get(&cgr, &ckey).filter(|c| c["spec"]["deletionPolicy"] == "Delete") {
+            if let Some(handle) = c["status"]["snapshotHandle"].as_str() {
+                snapshot_registry::forget(handle);
+            }
             store.purge_one(&cgr, &ckey);
         }
     }
+}
+
+fn finalize(store: &Store, key: &ObjectKey, vs: &Value) {
+    release_content(store, vs);
     store.mutate(&vs_gr(), key, |o| {
         if let Some(fs) = o["metadata"]["finalizers"].as_array_mut() {
             fs.retain(|f| !VS_FINALIZERS.iter().any(|x| f == x));
@@ -66,10 +81,24 @@ fn finalize(store: &Store, key: &ObjectKey, vs: &Value) {
     });
 }
 
-fn set_error(store: &Store, key: &ObjectKey, message: String) {
+/// Sets `status.error` (and `readyToUse: false`), unless the same message is already set.
+pub(crate) fn set_error(store: &Store, key: &ObjectKey, message: String) {
     store.mutate(&vs_gr(), key, |o| {
+        if o["status"]["error"]["message"] == message.as_str() {
+            return;
+        }
         o["status"] = json!({"error": {"message": message, "time": meta::now()}, "readyToUse": false});
     });
+}
+
+/// Renders bytes as the API server renders a quantity: `10Gi`, `512Mi`, or plain bytes.
+pub(crate) fn format_quantity(bytes: i64) -> String {
+    for (suffix, unit) in [("Ti", 1i64 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)] {
+        if bytes != 0 && bytes % unit == 0 {
+            return format!("{}{suffix}", bytes / unit);
+        }
+    }
+    bytes.to_string()
 }
 
 /// Parses a quantity (`10Gi`, `500M`, `1024`) into bytes.
@@ -210,11 +239,16 @@ fn bind(store: &Store, key: &ObjectKey, vs: &Value, class: &Value, handle: &str,
         Err(e) => return set_error(store, key, format!("Failed to create snapshot content with error {}", e.message)),
     };
     let mut content = created_content;
+    let snapshot_handle = format!(
+        "/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/mc_rg/providers/Microsoft.Compute/snapshots/snapshot-{uid}"
+    );
+    let restore_size = quantity_bytes(size).unwrap_or_default();
+    snapshot_registry::record(&snapshot_handle, restore_size);
     content["status"] = json!({
         "creationTime": created.timestamp_nanos_opt().unwrap_or_default(),
         "readyToUse": true,
-        "restoreSize": quantity_bytes(size).unwrap_or_default(),
-        "snapshotHandle": format!("/subscriptions/00000000-0000-0000-0000-000000000000/resourceGroups/mc_rg/providers/Microsoft.Compute/snapshots/snapshot-{uid}"),
+        "restoreSize": restore_size,
+        "snapshotHandle": snapshot_handle,
     });
     let _ = store.update_status(content);
     let class_name = meta_str(class, "name").to_string();
@@ -256,5 +290,13 @@ mod tests {
         assert_eq!(quantity_bytes("500M"), Some(500_000_000));
         assert_eq!(quantity_bytes("1024"), Some(1024));
         assert_eq!(quantity_bytes("1Xi"), None);
+    }
+
+    #[test]
+    fn bytes_render_as_quantities() {
+        assert_eq!(format_quantity(10 * 1024 * 1024 * 1024), "10Gi");
+        assert_eq!(format_quantity(512 * 1024 * 1024), "512Mi");
+        assert_eq!(format_quantity(1000), "1000");
+        assert_eq!(quantity_bytes(&format_quantity(3 << 30)), Some(3 << 30));
     }
 }

@@ -144,6 +144,24 @@ impl ApiError {
         Self::new(403, "Forbidden", msg, Some(details(group, resource, name)))
     }
 
+    /// 403 as the RBAC authorizer sends it: `deployments.apps is forbidden: User "u" cannot list
+    /// resource "deployments" in API group "apps" at the cluster scope` (with the object's name
+    /// and `in the namespace "ns"` where the request has them).
+    pub fn rbac_forbidden(group: &str, resource: &str, name: &str, namespace: &str, verb: &str, user: &str) -> Self {
+        let base = resource.split('/').next().unwrap_or(resource);
+        let subject =
+            if name.is_empty() { qualified(group, base) } else { format!("{} \"{name}\"", qualified(group, base)) };
+        let scope = if namespace.is_empty() {
+            "at the cluster scope".to_string()
+        } else {
+            format!("in the namespace \"{namespace}\"")
+        };
+        let msg = format!(
+            "{subject} is forbidden: User \"{user}\" cannot {verb} resource \"{resource}\" in API group \"{group}\" {scope}"
+        );
+        Self::new(403, "Forbidden", msg, Some(details(group, base, name)))
+    }
+
     /// 401 as sent for a missing or wrong bearer token.
     pub fn unauthorized() -> Self {
         Self::new(401, "Unauthorized", "Unauthorized".into(), None)
@@ -262,6 +280,21 @@ mod tests {
         let s = e.to_status();
         assert_eq!(s["details"], json!({"name": "web", "group": "apps", "kind": "deployments"}));
         assert_eq!(s["code"], 404);
+    }
+
+    #[test]
+    fn rbac_denials_read_like_the_authorizer() {
+        let e = ApiError::rbac_forbidden("apps", "deployments", "", "", "list", "u");
+        assert_eq!(
+            e.message,
+            "deployments.apps is forbidden: User \"u\" cannot list resource \"deployments\" in API group \"apps\" at the cluster scope"
+        );
+        assert_eq!(e.to_status()["details"], json!({"group": "apps", "kind": "deployments"}));
+        let e = ApiError::rbac_forbidden("", "secrets", "s", "shop", "get", "u");
+        assert_eq!(
+            e.message,
+            "secrets \"s\" is forbidden: User \"u\" cannot get resource \"secrets\" in API group \"\" in the namespace \"shop\""
+        );
     }
 
     #[test]

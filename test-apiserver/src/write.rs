@@ -181,8 +181,18 @@ pub(crate) fn create_locked(
         o.remove("status");
     }
     admission::defaults_on_create(def, &mut obj);
+    if (def.group.as_str(), def.plural.as_str()) == ("", "services") {
+        crate::services::allocate(tx.state(), &mut obj, &name)?;
+    }
+    let uid = uuid::Uuid::new_v4().to_string();
+    if (def.group.as_str(), def.plural.as_str()) == ("batch", "jobs") {
+        let causes = crate::jobs::generate_selector(&mut obj, &name, &uid);
+        if !causes.is_empty() {
+            return Err(ApiError::invalid(&def.group, &def.kind, &name, &causes));
+        }
+    }
     if let Some(m) = meta::meta_mut(&mut obj) {
-        m.insert("uid".into(), json!(uuid::Uuid::new_v4().to_string()));
+        m.insert("uid".into(), json!(uid));
         m.insert("creationTimestamp".into(), json!(meta::now()));
         if tracks_generation(def) {
             m.insert("generation".into(), json!(1));
@@ -258,6 +268,18 @@ pub(crate) fn update_locked(
         }
     };
     admission::validate_object(def, &new, name)?;
+    if sub.is_none() {
+        match (def.group.as_str(), def.plural.as_str()) {
+            ("", "services") => crate::services::carry_over(&old, &mut new)?,
+            ("", "persistentvolumeclaims") => {
+                if let Some(spec) = new.get_mut("spec").and_then(Value::as_object_mut) {
+                    admission::mirror_data_source(spec);
+                }
+            }
+            _ => {}
+        }
+        crate::immutability::check(def, &old, &new, name)?;
+    }
     let old_meta = old["metadata"].clone();
     if let Some(m) = meta::meta_mut(&mut new) {
         for k in [

@@ -5,12 +5,13 @@ mod common;
 
 use std::time::Duration;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::api::{Api, DeleteParams, DynamicObject, ListParams, PostParams};
 use kube::discovery::{ApiResource, Discovery};
 use kube::runtime::wait::{await_condition, conditions};
-use lifeboat_test_apiserver::{Fault, FaultRule};
+use lifeboat_test_apiserver::{Denial, Fault, FaultRule};
 use serde_json::json;
 
 use common::{api_error, start};
@@ -277,6 +278,38 @@ async fn bad_tokens_get_401_and_injected_faults_pass() -> anyhow::Result<()> {
     api.list(&ListParams::default()).await?;
     assert!(started.elapsed() >= Duration::from_millis(100));
     assert_eq!(server.faults().served(), 6);
+    Ok(())
+}
+
+#[tokio::test]
+async fn rbac_denials_answer_403_as_the_authorizer_words_them() -> anyhow::Result<()> {
+    let (server, client, _dir) = start().await?;
+    server.seed_sample_app("shop").await?;
+    let user = "system:serviceaccount:lifeboat:lifeboat";
+    server.faults().deny(Denial::new("apps", "deployments").verb("list").user(user));
+    let all: Api<Deployment> = Api::all(client.clone());
+    let denied = api_error(all.list(&ListParams::default()).await);
+    assert_eq!((denied.code, denied.reason.as_str()), (403, "Forbidden"));
+    assert_eq!(
+        denied.message,
+        format!(
+            "deployments.apps is forbidden: User \"{user}\" cannot list resource \"deployments\" in API group \"apps\" at the cluster scope"
+        )
+    );
+    let in_shop: Api<Deployment> = Api::namespaced(client.clone(), "shop");
+    let denied = api_error(in_shop.list(&ListParams::default()).await);
+    assert!(denied.message.ends_with("in API group \"apps\" in the namespace \"shop\""), "{}", denied.message);
+    assert!(in_shop.get("web").await.is_ok(), "only the denied verb is refused");
+
+    server.faults().deny(Denial::new("", "secrets"));
+    let secrets: Api<k8s_openapi::api::core::v1::Secret> = Api::namespaced(client.clone(), "shop");
+    let denied = api_error(secrets.get("web-secret").await);
+    assert_eq!(
+        denied.message,
+        "secrets \"web-secret\" is forbidden: User \"lifeboat-test\" cannot get resource \"secrets\" in API group \"\" in the namespace \"shop\""
+    );
+    server.faults().clear();
+    assert_eq!(all.list(&ListParams::default()).await?.items.len(), 1);
     Ok(())
 }
 

@@ -13,7 +13,8 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, W
 use kube::client::Body;
 use serde_json::{Value, json};
 
-use common::{api_error, start};
+use common::{api_error, fast_options, start, start_with};
+use lifeboat_test_apiserver::Options;
 
 async fn raw(
     client: &kube::Client,
@@ -86,7 +87,8 @@ async fn apply_and_patches_follow_their_content_types() -> anyhow::Result<()> {
 
 #[tokio::test]
 async fn status_is_written_only_through_its_subresource() -> anyhow::Result<()> {
-    let (_server, client, _dir) = start().await?;
+    // The test plays the deployment controller itself.
+    let (_server, client, _dir) = start_with(Options { simulate_workloads: false, ..fast_options() }).await?;
     let api: Api<Deployment> = Api::namespaced(client.clone(), "default");
     let d: Deployment =
         serde_json::from_value(json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},

@@ -18,16 +18,19 @@ use crate::storage::Storage;
 /// `lifeboat backup …`
 #[derive(Debug, clap::Subcommand)]
 pub(crate) enum Command {
-    /// Request a backup of one target now.
+    /// Request a backup of one target now: `lifeboat backup now <policy> [--cluster c] [--wait]`.
     Now {
         #[command(flatten)]
         local: Local,
-        /// The cluster.
-        #[arg(long)]
-        cluster: ClusterName,
         /// The policy that selects what to back up.
+        #[arg(value_name = "POLICY", required_unless_present = "policy_flag", conflicts_with = "policy_flag")]
+        policy: Option<PolicyName>,
+        /// The policy, as a flag (the same as the positional POLICY).
+        #[arg(long = "policy", id = "policy_flag", value_name = "POLICY")]
+        policy_flag: Option<PolicyName>,
+        /// The cluster; may be left out when the policy protects exactly one.
         #[arg(long)]
-        policy: PolicyName,
+        cluster: Option<ClusterName>,
         /// Id of this request: the same id never backs up twice (give your pipeline's run id).
         #[arg(long)]
         request_id: Option<String>,
@@ -45,10 +48,11 @@ pub(crate) enum Command {
 }
 
 pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
-    let Command::Now { local, cluster, policy, request_id, json, wait, timeout } = command;
+    let Command::Now { local, policy, policy_flag, cluster, request_id, json, wait, timeout } = command;
+    let policy =
+        policy.or(policy_flag).ok_or_else(|| anyhow::anyhow!("name the policy: lifeboat backup now <policy>"))?;
     let config = load_config(local.config.as_deref())?;
-    let protects = config.policies.get(&policy).is_some_and(|p| p.spec.clusters.contains(&cluster));
-    anyhow::ensure!(protects, "policy {policy} does not protect cluster {cluster} in the given configuration");
+    let cluster = target_cluster(&config, &policy, cluster).map_err(anyhow::Error::msg)?;
     let data = DataDir::new(&local.data);
     let storage = Storage::from_env()?;
     let bus = BusChoice::from_env()?;
@@ -92,6 +96,36 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The cluster to back up with `policy`: the one given, which the policy must protect, or the
+/// policy's only cluster.
+fn target_cluster(
+    config: &lifeboat_shared::domain::policy::Config,
+    policy: &PolicyName,
+    cluster: Option<ClusterName>,
+) -> Result<ClusterName, String> {
+    let Some(p) = config.policies.get(policy) else {
+        let known: Vec<String> = config.policies.keys().map(ToString::to_string).collect();
+        return Err(format!("no policy {policy} in the given configuration (policies: {})", list(&known)));
+    };
+    let protected = &p.spec.clusters;
+    match cluster {
+        Some(c) if protected.contains(&c) => Ok(c),
+        Some(c) => Err(format!("policy {policy} does not protect cluster {c} (it protects {})", names(protected))),
+        None => match protected.as_slice() {
+            [only] => Ok(only.clone()),
+            _ => Err(format!("policy {policy} protects {}: name one with --cluster", names(protected))),
+        },
+    }
+}
+
+fn names(clusters: &[ClusterName]) -> String {
+    list(&clusters.iter().map(ToString::to_string).collect::<Vec<_>>())
+}
+
+fn list(items: &[String]) -> String {
+    if items.is_empty() { "none".to_owned() } else { items.join(", ") }
+}
+
 /// Follows the requested backup with a spinner until it ends; the exit code says how.
 async fn follow(app: &AppState, request: &BackupRequest, json: bool, timeout: Duration) -> anyhow::Result<ExitCode> {
     let id = &request.backup_id;
@@ -132,4 +166,53 @@ async fn follow(app: &AppState, request: &BackupRequest, json: bool, timeout: Du
         );
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use lifeboat_shared::domain::policy::Config;
+
+    use super::*;
+
+    const CONFIG: &str = "apiVersion: lifeboat.io/v1alpha1
+kind: Cluster
+metadata: { name: prod }
+spec: { region: westeurope, kubeconfig: {} }
+---
+apiVersion: lifeboat.io/v1alpha1
+kind: Cluster
+metadata: { name: staging }
+spec: { region: westeurope, kubeconfig: {} }
+---
+apiVersion: lifeboat.io/v1alpha1
+kind: BackupPolicy
+metadata: { name: nightly }
+spec: { clusters: [prod], schedule: '0 0 2 * * *', rpo: 26h, retention: { daily: 7 } }
+---
+apiVersion: lifeboat.io/v1alpha1
+kind: BackupPolicy
+metadata: { name: hourly }
+spec: { clusters: [prod, staging], schedule: '0 0 * * * *', rpo: 2h, retention: { daily: 7 } }
+";
+
+    fn pick(policy: &str, cluster: Option<&str>) -> Result<String, String> {
+        let config = Config::from_sources([("c.yaml", CONFIG)]).unwrap();
+        let cluster = cluster.map(|c| ClusterName::new(c).unwrap());
+        target_cluster(&config, &PolicyName::new(policy).unwrap(), cluster).map(|c| c.to_string())
+    }
+
+    #[test]
+    fn the_cluster_is_the_policys_only_one_or_must_be_named() {
+        assert_eq!(pick("nightly", None), Ok("prod".into()));
+        assert_eq!(pick("hourly", Some("staging")), Ok("staging".into()));
+        assert_eq!(pick("hourly", None), Err("policy hourly protects prod, staging: name one with --cluster".into()));
+        assert_eq!(
+            pick("nightly", Some("staging")),
+            Err("policy nightly does not protect cluster staging (it protects prod)".into())
+        );
+        assert_eq!(
+            pick("weekly", None),
+            Err("no policy weekly in the given configuration (policies: hourly, nightly)".into())
+        );
+    }
 }

@@ -40,6 +40,18 @@ pub(crate) struct Listed {
     pub record: BackupRecord,
     /// Objects in the archive (committed backups; `None` before, or when the manifest is unreadable).
     pub objects: Option<u64>,
+    /// Committed with something left out (a forbidden resource type, a failed snapshot): see
+    /// `warnings`.
+    pub partial: bool,
+}
+
+impl Listed {
+    /// A listed backup; `objects` from its manifest when committed.
+    pub(crate) fn new(record: BackupRecord, objects: Option<u64>) -> Self {
+        let left_out = !record.warnings.is_empty() || record.snapshots.iter().any(|s| !s.is_ready());
+        let partial = record.state.is_restorable() && left_out;
+        Self { record, objects, partial }
+    }
 }
 
 pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
@@ -60,7 +72,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
     let mut listed = Vec::with_capacity(records.len());
     for record in records {
         let objects = object_count(app.objects.as_ref(), &record).await;
-        listed.push(Listed { record, objects });
+        listed.push(Listed::new(record, objects));
     }
     if json {
         println!("{}", serde_json::to_string_pretty(&serde_json::json!({ "backups": listed }))?);
@@ -113,7 +125,7 @@ fn render(listed: &[Listed], cluster: Option<&ClusterName>) -> String {
                 r.backup_id.to_string(),
                 r.cluster.to_string(),
                 r.policy.to_string(),
-                state_name(r.state),
+                if l.partial { format!("{} (partial)", state_name(r.state)) } else { state_name(r.state) },
                 r.created_at.format("%Y-%m-%d %H:%M:%SZ").to_string(),
                 l.objects.map_or_else(|| "-".to_owned(), |n| n.to_string()),
                 format!("{ready}/{}", r.snapshots.len()),
@@ -122,7 +134,14 @@ fn render(listed: &[Listed], cluster: Option<&ClusterName>) -> String {
         })
         .collect();
     let header = ["ID", "CLUSTER", "POLICY", "STATE", "CREATED", "OBJECTS", "SNAPSHOTS", "WARNINGS"];
-    format!("{}\n", table(&header, rows))
+    let mut out = format!("{}\n", table(&header, rows));
+    for l in listed.iter().filter(|l| !l.record.warnings.is_empty()) {
+        out.push_str(&format!("\n{}:\n", l.record.backup_id));
+        for w in &l.record.warnings {
+            out.push_str(&format!("  - {w}\n"));
+        }
+    }
+    out
 }
 
 #[cfg(test)]
@@ -158,7 +177,7 @@ mod tests {
             error: None,
         }];
         record.warnings = vec!["w".into()];
-        Listed { record, objects }
+        Listed::new(record, objects)
     }
 
     #[test]
@@ -170,8 +189,20 @@ mod tests {
         let row: Vec<_> = lines.next().unwrap().split_whitespace().collect();
         assert_eq!(
             row,
-            ["demo-20261122t100000z", "demo", "demo", "committed", "2026-11-22", "10:00:30Z", "42", "1/1", "1"]
+            [
+                "demo-20261122t100000z",
+                "demo",
+                "demo",
+                "committed",
+                "(partial)",
+                "2026-11-22",
+                "10:00:30Z",
+                "42",
+                "1/1",
+                "1"
+            ]
         );
+        assert!(text.ends_with("\ndemo-20261122t100000z:\n  - w\n"), "warnings follow the table: {text}");
     }
 
     #[test]
@@ -188,6 +219,9 @@ mod tests {
         assert_eq!(v["backupId"], "demo-20261122t100000z");
         assert_eq!(v["state"], "committed");
         assert_eq!(v["objects"], 7);
+        assert_eq!(v["partial"], true, "it has a warning");
+        let waiting = serde_json::to_value(listed(BackupState::WaitingForSnapshots, None)).unwrap();
+        assert_eq!(waiting["partial"], false, "not committed: not partial yet");
         assert_eq!(v["snapshots"][0]["handle"], "h");
     }
 }

@@ -154,10 +154,9 @@ fn demo_lines(demo: &demo::Demo, data: &DataDir) -> Vec<String> {
         format!("lifeboat up: try: kubectl --kubeconfig {kubeconfig} get pods -A"),
         format!("lifeboat up: see the backups: lifeboat backups list --data {data_arg}"),
         format!(
-            "lifeboat up: back up now: lifeboat backup now --data {data_arg} --config {} --cluster {} --policy {} --wait",
+            "lifeboat up: back up now: lifeboat backup now {} --data {data_arg} --config {} --wait",
+            demo::POLICY,
             demo::shell_quote(&demo.config_file.display().to_string()),
-            demo::CLUSTER,
-            demo::POLICY
         ),
     ]
 }

@@ -16,11 +16,24 @@ pub(crate) async fn handle(app: &AppState, input: &MessageInput) -> Result<Outco
         Ok(t) => t,
         Err(e) => return Ok(Outcome::DeadLetter { reason: "UnknownTarget".to_owned(), description: e.to_string() }),
     };
-    let cluster = app.clusters.connect(cluster_def).await.map_err(|e| cluster_error(&request, e))?;
-    let deps = backup_deps(app, cluster.as_ref());
-    let outcome =
-        backup::run(&deps, &app.settings.backup, &app.config, &request).await.map_err(|e| failure(&request, e))?;
-    Ok(Outcome::done(vec![describe(&request, &outcome)]))
+    let attempt = async {
+        let cluster = app.clusters.connect(cluster_def).await.map_err(|e| cluster_error(&request, e))?;
+        let deps = backup_deps(app, cluster.as_ref());
+        backup::run(&deps, &app.settings.backup, &app.config, &request).await.map_err(|e| failure(&request, e))
+    };
+    match attempt.await {
+        Ok(outcome) => Ok(Outcome::done(vec![describe(&request, &outcome)])),
+        Err(HandlerError::Transient(reason))
+            if input.delivery_count >= app.settings.backup.give_up_after_deliveries =>
+        {
+            let reason = format!("{reason} (gave up after {} deliveries)", input.delivery_count);
+            backup::give_up(app.state.as_ref(), &request, &reason, app.clock.now())
+                .await
+                .map_err(|e| failure(&request, e))?;
+            Ok(Outcome::done(vec![describe(&request, &BackupOutcome::Failed(reason))]))
+        }
+        Err(e) => Err(e),
+    }
 }
 
 pub(crate) fn describe(request: &BackupRequest, outcome: &BackupOutcome) -> String {

@@ -10,6 +10,8 @@ use lifeboat_test_apiserver::{Options, Running, TestApiServer};
 pub fn fast_options() -> Options {
     Options {
         snapshot_delay: Duration::from_millis(50),
+        volume_provision_delay: Duration::from_millis(30),
+        workload_ready_delay: Duration::from_millis(50),
         crd_establish_delay: Duration::from_millis(10),
         namespace_finalize_delay: Duration::from_millis(20),
         bookmark_interval: Duration::from_millis(200),

@@ -7,6 +7,7 @@
 
 mod commit;
 pub mod export;
+mod give_up;
 mod snapshots;
 
 use std::time::Duration;
@@ -15,6 +16,7 @@ use chrono::{DateTime, Utc};
 
 pub use commit::commit;
 pub use export::{ExportError, ExportOptions, ExportResult};
+pub use give_up::give_up;
 pub(crate) use snapshots::SnapshotApis;
 
 use crate::catalog::{self, CatalogError, Claim};
@@ -50,6 +52,9 @@ pub struct BackupSettings {
     pub snapshot_poll: Duration,
     /// Give up waiting for snapshots after this.
     pub snapshot_timeout: Duration,
+    /// A `backup` message that fails transiently on this delivery marks the backup failed
+    /// instead of being retried (Service Bus's default `MaxDeliveryCount`, and the local queues').
+    pub give_up_after_deliveries: u32,
 }
 
 impl Default for BackupSettings {
@@ -58,6 +63,7 @@ impl Default for BackupSettings {
             export: ExportOptions::default(),
             snapshot_poll: Duration::from_secs(5),
             snapshot_timeout: Duration::from_secs(30 * 60),
+            give_up_after_deliveries: 10,
         }
     }
 }
