@@ -159,6 +159,10 @@ async fn a_scheduled_backup_is_committed_with_every_object_and_its_snapshot() {
     );
     let snapshots = w.server.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop")).expect("list");
     assert_eq!(snapshots.len(), 1, "a redelivered request must not snapshot twice");
+    let content_name = snapshots[0]["status"]["boundVolumeSnapshotContentName"].as_str().expect("bound");
+    let content =
+        w.server.store().get("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", "", content_name).expect("content");
+    assert_eq!(content["spec"]["deletionPolicy"], "Retain", "the snapshot must outlive its namespace: {content}");
 
     // The archive: exactly the manifest's objects, byte for byte.
     let (_, body) = w.app.objects.get(&manifest.archive.key, None).await.expect("archive");

@@ -247,10 +247,11 @@ async fn a_deleted_namespace_comes_back_object_for_object_with_its_volume() {
     assert!(before.len() >= 9, "the sample app is realistic: {}", before.len());
     delete_namespace(&w.prod, "shop").await;
 
-    let req = request(json!({}));
+    let req = request(json!({"wait": {"deadline": "30s"}}));
     let outcome = submit(&w, &w.app, &req).await.expect("restore");
     let text = format!("{outcome:?}");
-    assert!(text.contains("completed"), "{text}");
+    let snapshots = || w.prod.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop"));
+    assert!(text.contains("completed"), "{text}\nsnapshots: {:?}", snapshots());
 
     let after = objects_of(&w.prod, "shop");
     assert_eq!(after.len(), before.len(), "every object is back, once");
@@ -277,8 +278,17 @@ async fn a_deleted_namespace_comes_back_object_for_object_with_its_volume() {
     let rs = w.prod.store().list("apps/v1", "ReplicaSet", Some("shop")).expect("list");
     assert!(rs.iter().all(|r| r["metadata"]["labels"].get("lifeboat.io/restore-id").is_none()), "{rs:?}");
 
-    // The volume: a new claim from a snapshot of the recorded handle.
+    // The volume: a new claim from a snapshot of the recorded handle (it outlived the namespace
+    // its VolumeSnapshot was in), bound to a volume provisioned from it.
     assert_eq!(restored_handle(&w.prod, "shop", "data-db-0"), manifest_handle(&w));
+    let claim = w.prod.store().get("v1", "PersistentVolumeClaim", "shop", "data-db-0").expect("claim");
+    assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
+    let volume = claim["spec"]["volumeName"].as_str().expect("bound to a volume");
+    let pv = w.prod.store().get("v1", "PersistentVolume", "", volume).expect("provisioned volume");
+    assert!(pv.to_string().contains(&manifest_handle(&w)), "the volume comes from the snapshot: {pv}");
+    // Waiting for workloads: they were ready before the restore reported.
+    let web = w.prod.store().get("apps/v1", "Deployment", "shop", "web").expect("deployment");
+    assert_eq!(web["status"]["readyReplicas"], web["spec"]["replicas"], "{web}");
 
     let r = record(&w, &req).await;
     assert_eq!(r.phase, RestorePhase::Completed, "{r:?}");

@@ -144,7 +144,7 @@ pub(crate) async fn check(
         let content_name = str_at(&vs, "/status/boundVolumeSnapshotContentName");
         match (ready, content_name) {
             (true, Some(content_name)) => {
-                let content = with_retry(retry, || cluster.get(&apis.contents, None, content_name)).await?;
+                let content = retain(cluster, apis, content_name, retry).await?;
                 record.handle = content.as_ref().and_then(|c| str_at(c, "/status/snapshotHandle")).map(str::to_owned);
                 record.restore_size = str_at(&vs, "/status/restoreSize")
                     .map(str::to_owned)
@@ -157,6 +157,38 @@ pub(crate) async fn check(
         }
     }
     Ok(pending)
+}
+
+/// Makes the snapshot outlive its VolumeSnapshot: sets the content's `deletionPolicy` to
+/// `Retain` (the class usually says `Delete`), so deleting the namespace, or the
+/// VolumeSnapshot in it, does not delete the backup's volume data with it (Velero's CSI plugin
+/// does the same). Returns the content as stored; `prune` deletes it when the backup goes.
+async fn retain(
+    cluster: &dyn Cluster,
+    apis: &SnapshotApis,
+    content_name: &str,
+    retry: RetryPolicy,
+) -> Result<Option<Value>, ClusterError> {
+    for _ in 0..3 {
+        let Some(mut content) = with_retry(retry, || cluster.get(&apis.contents, None, content_name)).await? else {
+            return Ok(None);
+        };
+        if str_at(&content, "/spec/deletionPolicy") == Some("Retain") {
+            return Ok(Some(content));
+        }
+        if let Some(spec) = content.get_mut("spec").and_then(Value::as_object_mut) {
+            spec.insert("deletionPolicy".into(), json!("Retain"));
+        }
+        match with_retry(retry, || cluster.replace(&apis.contents, None, &content)).await {
+            Ok(stored) => return Ok(Some(stored)),
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => return Err(e),
+        }
+    }
+    Err(ClusterError::Unavailable {
+        what: format!("retaining VolumeSnapshotContent {content_name}"),
+        message: "it kept changing (three conflicts in a row)".into(),
+    })
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! Waits for restored workloads to become ready: Deployments, StatefulSets and ReplicaSets
 //! with all their replicas ready at the current generation, DaemonSets scheduled and ready on
-//! every node they want.
+//! every node they want, PersistentVolumeClaims bound.
 
 use std::time::Duration;
 
@@ -25,13 +25,16 @@ pub fn is_ready(object: &Value) -> Option<bool> {
             let wanted = int("/status/desiredNumberScheduled").unwrap_or(0);
             Some(current && int("/status/numberReady").unwrap_or(0) >= wanted && object.pointer("/status").is_some())
         }
+        "PersistentVolumeClaim" => Some(object.pointer("/status/phase").and_then(Value::as_str) == Some("Bound")),
         _ => None,
     }
 }
 
-/// Whether a planned object is one to wait for.
+/// Whether a planned object is one to wait for: workloads, and claims (a volume restored from
+/// a snapshot is provisioned asynchronously; until it is bound, pods using it cannot start).
 pub fn is_workload(step: &PlannedObject) -> bool {
-    step.group == "apps" && matches!(step.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet")
+    (step.group == "apps" && matches!(step.kind.as_str(), "Deployment" | "StatefulSet" | "DaemonSet"))
+        || (step.group.is_empty() && step.kind == "PersistentVolumeClaim")
 }
 
 /// Polls every `poll` until each workload is ready or `deadline` passes; returns those still
@@ -143,5 +146,7 @@ mod tests {
         assert_eq!(is_ready(&ds), Some(true));
         assert_eq!(is_ready(&json!({"kind": "DaemonSet", "metadata": {"generation": 1}})), Some(false));
         assert_eq!(is_ready(&json!({"kind": "ConfigMap"})), None);
+        assert_eq!(is_ready(&json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Pending"}})), Some(false));
+        assert_eq!(is_ready(&json!({"kind": "PersistentVolumeClaim", "status": {"phase": "Bound"}})), Some(true));
     }
 }
