@@ -151,7 +151,7 @@ async fn a_scheduled_backup_is_committed_with_every_object_and_its_snapshot() {
     assert_eq!(manifest.snapshots.len(), 1, "{:?}", manifest.snapshots);
     let snap = &manifest.snapshots[0];
     assert_eq!((snap.namespace.as_str(), snap.pvc.as_str()), ("shop", "data-db-0"));
-    assert_eq!(snap.class.as_deref(), Some("csi-azuredisk-vsc"));
+    assert_eq!(snap.class.as_deref(), Some("csi-azuredisk-vsc-retain"), "a Retain class outlives the namespace");
     let handle = snap.handle.as_deref().expect("a handle");
     assert!(
         handle.starts_with("/subscriptions/") && handle.contains("/providers/Microsoft.Compute/snapshots/"),
@@ -224,6 +224,10 @@ async fn a_forbidden_or_missing_volume_snapshot_class_makes_the_backup_partial_n
         .store()
         .delete("snapshot.storage.k8s.io/v1", "VolumeSnapshotClass", "", "csi-azuredisk-vsc")
         .expect("delete the class");
+    w.server
+        .store()
+        .delete("snapshot.storage.k8s.io/v1", "VolumeSnapshotClass", "", "csi-azuredisk-vsc-retain")
+        .expect("delete the retaining class");
     let tick = w.app.function("schedule_tick").expect("tick").clone();
     handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
     let request = take_one(&w, "backup-requests").await;

@@ -17,6 +17,8 @@ const SNAPSHOT_CRDS: [&str; 3] = [
 /// The CSI driver of the sample volumes (Azure Disk).
 pub const AZURE_DISK_DRIVER: &str = "disk.csi.azure.com";
 
+const RETAIN_SNAPSHOT_CLASS: &str = "csi-azuredisk-vsc-retain";
+
 /// What [`Running::seed_sample_app`] created.
 #[derive(Debug, Clone, PartialEq)]
 pub struct SampleApp {
@@ -24,8 +26,12 @@ pub struct SampleApp {
     pub namespace: String,
     /// Names of the bound PVCs (one per StatefulSet replica).
     pub pvcs: Vec<String>,
-    /// The VolumeSnapshotClass for the Azure Disk driver.
+    /// The default VolumeSnapshotClass for the Azure Disk driver (`deletionPolicy: Delete`, as
+    /// AKS installs it).
     pub snapshot_class: String,
+    /// A VolumeSnapshotClass for the same driver with `deletionPolicy: Retain`, as an operator
+    /// adds for backups (its snapshots outlive their VolumeSnapshot and namespace).
+    pub retain_snapshot_class: String,
     /// How many objects were created, cluster-scoped ones included.
     pub objects: usize,
 }
@@ -73,7 +79,8 @@ impl Running {
     /// Seeds a realistic application in `namespace`: a Deployment with its ReplicaSet and Pods, a
     /// StatefulSet whose PVCs are bound to Azure Disk CSI PVs, Services, a ConfigMap, a Secret, a
     /// ServiceAccount with a Role and RoleBinding, a `Widget` CRD with two custom resources, and
-    /// the cluster's StorageClass and default VolumeSnapshotClass. Idempotent for shared objects.
+    /// the cluster's StorageClass, its default VolumeSnapshotClass (`Delete`) and a `Retain` one.
+    /// Idempotent for shared objects.
     ///
     /// # Errors
     /// Any API error (the namespace's objects must not exist yet).
@@ -93,6 +100,12 @@ impl Running {
             json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
             "metadata": {"name": "csi-azuredisk-vsc", "annotations": {"snapshot.storage.kubernetes.io/is-default-class": "true"}},
             "driver": AZURE_DISK_DRIVER, "deletionPolicy": "Delete", "parameters": {"incremental": "true"}}),
+        )?;
+        n += create_if_missing(
+            self,
+            json!({"apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshotClass",
+            "metadata": {"name": RETAIN_SNAPSHOT_CLASS}, "driver": AZURE_DISK_DRIVER, "deletionPolicy": "Retain",
+            "parameters": {"incremental": "true"}}),
         )?;
         let s = self.store();
         let labels = json!({"app": "web", "app.kubernetes.io/part-of": "sample"});
@@ -117,6 +130,7 @@ impl Running {
             namespace: ns.into(),
             pvcs: vec!["data-db-0".into()],
             snapshot_class: "csi-azuredisk-vsc".into(),
+            retain_snapshot_class: RETAIN_SNAPSHOT_CLASS.into(),
             objects: n,
         })
     }

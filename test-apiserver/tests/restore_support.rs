@@ -268,6 +268,40 @@ async fn deleting_the_namespace_of_a_delete_policy_snapshot_deletes_the_snapshot
 }
 
 #[tokio::test]
+async fn a_retain_class_snapshot_outlives_its_namespace_and_restores() -> anyhow::Result<()> {
+    let (server, _client, _dir) = start().await?;
+    let app = server.seed_sample_app("shop").await?;
+    let s = server.store();
+    s.create(json!({"apiVersion": SNAP, "kind": "VolumeSnapshot", "metadata": {"name": "kept", "namespace": "shop"},
+        "spec": {"volumeSnapshotClassName": app.retain_snapshot_class, "source": {"persistentVolumeClaimName": "data-db-0"}}}))?;
+    let vs = eventually("snapshot ready", getter(s, SNAP, "VolumeSnapshot", "shop", "kept"), |v| {
+        v["status"]["readyToUse"] == true
+    })
+    .await;
+    let content = s.get(
+        SNAP,
+        "VolumeSnapshotContent",
+        "",
+        vs["status"]["boundVolumeSnapshotContentName"].as_str().unwrap_or_default(),
+    )?;
+    let handle = content["status"]["snapshotHandle"].as_str().unwrap_or_default().to_string();
+    s.delete("v1", "Namespace", "", "shop")?;
+    eventually("namespace gone", || Some(json!(s.get("v1", "Namespace", "", "shop").is_err())), |g| g == &json!(true))
+        .await;
+    namespace(s, "shop")?;
+    import(s, "shop", "db", &handle, "db")?;
+    claim(s, "shop", "data-db-0", "10Gi", Some("db"))?;
+    let bound =
+        eventually("restored claim bound", getter(s, "v1", "PersistentVolumeClaim", "shop", "data-db-0"), |v| {
+            v["status"]["phase"] == "Bound"
+        })
+        .await;
+    let pv = s.get("v1", "PersistentVolume", "", bound["spec"]["volumeName"].as_str().unwrap_or_default())?;
+    assert_eq!(pv["metadata"]["annotations"][RESTORED_FROM_ANNOTATION], handle.as_str());
+    Ok(())
+}
+
+#[tokio::test]
 async fn workloads_report_ready_replicas_after_the_delay() -> anyhow::Result<()> {
     let (server, client, _dir) = start().await?;
     server.seed_sample_app("shop").await?;

@@ -43,25 +43,33 @@ fn str_at<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
     v.pointer(p).and_then(Value::as_str)
 }
 
-/// The class for each driver: the one annotated default, else the first by name.
+/// The class for each driver: one with `deletionPolicy: Retain` first (its snapshots outlive
+/// their VolumeSnapshot, so deleting the protected namespace does not delete the backup's
+/// data), then the one annotated default, then the first by name.
 async fn classes_by_driver(
     cluster: &dyn Cluster,
     apis: &SnapshotApis,
     retry: RetryPolicy,
 ) -> Result<BTreeMap<String, String>, ClusterError> {
     let page = with_retry(retry, || cluster.list(&apis.classes, None, None, 500, None)).await?;
-    let mut by_driver: BTreeMap<String, (bool, String)> = BTreeMap::new();
-    for class in &page.items {
+    Ok(pick_classes(&page.items))
+}
+
+/// [`classes_by_driver`]'s choice among listed VolumeSnapshotClasses.
+fn pick_classes(classes: &[Value]) -> BTreeMap<String, String> {
+    let mut by_driver: BTreeMap<String, ((bool, bool), String)> = BTreeMap::new();
+    for class in classes {
         let (Some(driver), Some(name)) = (str_at(class, "/driver"), str_at(class, "/metadata/name")) else { continue };
+        let retains = str_at(class, "/deletionPolicy") == Some("Retain");
         let is_default =
             str_at(class, "/metadata/annotations/snapshot.storage.kubernetes.io~1is-default-class") == Some("true");
-        let better =
-            by_driver.get(driver).is_none_or(|(d, n)| (is_default && !d) || (is_default == *d && name < n.as_str()));
+        let rank = (retains, is_default);
+        let better = by_driver.get(driver).is_none_or(|(r, n)| rank > *r || (rank == *r && name < n.as_str()));
         if better {
-            by_driver.insert(driver.to_owned(), (is_default, name.to_owned()));
+            by_driver.insert(driver.to_owned(), (rank, name.to_owned()));
         }
     }
-    Ok(by_driver.into_iter().map(|(driver, (_, name))| (driver, name)).collect())
+    by_driver.into_iter().map(|(driver, (_, name))| (driver, name)).collect()
 }
 
 /// Requests a snapshot of each PVC (creating it again is harmless: the name is deterministic).
@@ -194,6 +202,28 @@ async fn retain(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_retaining_class_is_preferred_then_the_default_then_the_first_by_name() {
+        let class = |name: &str, driver: &str, policy: &str, default: bool| {
+            let mut c = json!({"metadata": {"name": name}, "driver": driver, "deletionPolicy": policy});
+            if default {
+                c["metadata"]["annotations"] = json!({"snapshot.storage.kubernetes.io/is-default-class": "true"});
+            }
+            c
+        };
+        let picked = pick_classes(&[
+            class("disk-default", "disk", "Delete", true),
+            class("disk-retain", "disk", "Retain", false),
+            class("file-b", "file", "Delete", false),
+            class("file-a", "file", "Delete", false),
+            class("blob-plain", "blob", "Delete", false),
+            class("blob-default", "blob", "Delete", true),
+        ]);
+        assert_eq!(picked["disk"], "disk-retain");
+        assert_eq!(picked["file"], "file-a");
+        assert_eq!(picked["blob"], "blob-default");
+    }
 
     #[test]
     fn snapshot_names_are_deterministic_valid_and_distinct() {
