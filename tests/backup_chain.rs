@@ -151,7 +151,7 @@ async fn a_scheduled_backup_is_committed_with_every_object_and_its_snapshot() {
     assert_eq!(manifest.snapshots.len(), 1, "{:?}", manifest.snapshots);
     let snap = &manifest.snapshots[0];
     assert_eq!((snap.namespace.as_str(), snap.pvc.as_str()), ("shop", "data-db-0"));
-    assert_eq!(snap.class.as_deref(), Some("csi-azuredisk-vsc-retain"), "a Retain class outlives the namespace");
+    assert_eq!(snap.class.as_deref(), Some("csi-azuredisk-vsc"), "the default class (its content is retained)");
     let handle = snap.handle.as_deref().expect("a handle");
     assert!(
         handle.starts_with("/subscriptions/") && handle.contains("/providers/Microsoft.Compute/snapshots/"),

@@ -43,9 +43,9 @@ fn str_at<'a>(v: &'a Value, p: &str) -> Option<&'a str> {
     v.pointer(p).and_then(Value::as_str)
 }
 
-/// The class for each driver: one with `deletionPolicy: Retain` first (its snapshots outlive
-/// their VolumeSnapshot, so deleting the protected namespace does not delete the backup's
-/// data), then the one annotated default, then the first by name.
+/// The class for each driver: the one annotated default (the operator's choice), then one with
+/// `deletionPolicy: Retain`, then the first by name. Whatever the class says, a ready
+/// snapshot's content is switched to `Retain` (see [`retain`]).
 async fn classes_by_driver(
     cluster: &dyn Cluster,
     apis: &SnapshotApis,
@@ -63,7 +63,7 @@ fn pick_classes(classes: &[Value]) -> BTreeMap<String, String> {
         let retains = str_at(class, "/deletionPolicy") == Some("Retain");
         let is_default =
             str_at(class, "/metadata/annotations/snapshot.storage.kubernetes.io~1is-default-class") == Some("true");
-        let rank = (retains, is_default);
+        let rank = (is_default, retains);
         let better = by_driver.get(driver).is_none_or(|(r, n)| rank > *r || (rank == *r && name < n.as_str()));
         if better {
             by_driver.insert(driver.to_owned(), (rank, name.to_owned()));
@@ -204,7 +204,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_retaining_class_is_preferred_then_the_default_then_the_first_by_name() {
+    fn the_default_class_is_preferred_then_a_retaining_one_then_the_first_by_name() {
         let class = |name: &str, driver: &str, policy: &str, default: bool| {
             let mut c = json!({"metadata": {"name": name}, "driver": driver, "deletionPolicy": policy});
             if default {
@@ -219,10 +219,13 @@ mod tests {
             class("file-a", "file", "Delete", false),
             class("blob-plain", "blob", "Delete", false),
             class("blob-default", "blob", "Delete", true),
+            class("nfs-b", "nfs", "Retain", false),
+            class("nfs-a", "nfs", "Delete", false),
         ]);
-        assert_eq!(picked["disk"], "disk-retain");
+        assert_eq!(picked["disk"], "disk-default");
         assert_eq!(picked["file"], "file-a");
         assert_eq!(picked["blob"], "blob-default");
+        assert_eq!(picked["nfs"], "nfs-b", "with no default, a retaining class");
     }
 
     #[test]
