@@ -381,6 +381,7 @@ async fn refused_requests_are_dead_lettered_with_a_reason_and_write_nothing() {
         ("NotAllowed", request(json!({"namespaceMapping": {"shop": "payments"}}))),
         ("InvalidRequest", request(json!({"namespaceMapping": {"shop": "Not_A_Namespace"}}))),
         ("CopyUnavailable", request(json!({"fromRegion": "northeurope"}))),
+        ("NothingToRestore", request(json!({"includeNamespaces": ["shop-typo"]}))),
     ];
     for (code, req) in cases {
         let (prod_rv, dr_rv) = (w.prod.store().resource_version(), w.dr.store().resource_version());

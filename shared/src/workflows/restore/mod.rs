@@ -241,6 +241,16 @@ pub async fn prepare(
     let planning = std::time::Instant::now();
     let plan = planner::plan(archived, &options).map_err(|e| refused("InvalidRequest", e.to_string()))?;
     let plan_time = planning.elapsed();
+    if plan.steps.iter().all(|s| s.kind == "Namespace") {
+        return Err(refused(
+            "NothingToRestore",
+            format!(
+                "nothing in backup {} matches the request's namespaces, resources and selector ({} object(s) skipped)",
+                backup.backup_id,
+                plan.skipped.len()
+            ),
+        ));
+    }
     let namespaces = plan.steps.iter().filter_map(|s| s.namespace.as_deref());
     allowed
         .check_namespaces(policy, &request.target_cluster, namespaces)
