@@ -1,6 +1,7 @@
 //! `lifeboat up --demo` as a newcomer runs it: a cluster in the process, real backups committed
-//! within a minute, kubectl against the demo cluster, `backups list`, `backup now --wait`, and a
-//! clean stop on Ctrl-C. Also what `up` says when nothing is protected.
+//! within a minute, kubectl against the demo cluster, `backups list`, `backup now --wait`, a
+//! restore into another namespace with `restore submit --wait`, and a clean stop on Ctrl-C.
+//! Also what `up` says when nothing is protected.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -160,6 +161,22 @@ fn the_demo_commits_real_backups_within_a_minute_and_stops_cleanly() {
     let answer: Value = serde_json::from_slice(&now.stdout).expect("backup now --wait --json prints JSON");
     assert!(now.status.success(), "{answer} {}", String::from_utf8_lossy(&now.stderr));
     assert_eq!(answer["state"], "committed", "{answer}");
+
+    // A restore of the sample app under another name, through the queue, followed to its end.
+    let request = dir.path().join("restore.yaml");
+    std::fs::write(
+        &request,
+        "sourceCluster: demo\ntargetCluster: demo\nbackup: { kind: latest }\nincludeNamespaces: [shop]\n\
+         namespaceMapping: { shop: shop-restore }\nwait: { deadline: 60s }\n",
+    )
+    .expect("request file");
+    let request = request.to_str().expect("utf-8 path");
+    let restore = ["restore", "submit", "--config", config, "-f", request, "--wait", "--output", "json"];
+    let restored = lifeboat(&[&restore[..], &["--timeout", "90s"]].concat(), &data);
+    let answer: Value = serde_json::from_slice(&restored.stdout).expect("restore submit --wait -o json prints JSON");
+    assert!(restored.status.success(), "{answer} {}", String::from_utf8_lossy(&restored.stderr));
+    assert_eq!(answer["record"]["phase"], "completed", "{answer}");
+    assert!(answer["record"]["counts"]["created"].as_u64().is_some_and(|n| n > 5), "{answer}");
 
     assert_eq!(interrupt(up).code(), Some(0), "Ctrl-C stops lifeboat up --demo cleanly");
 
