@@ -7,5 +7,6 @@ pub mod names;
 pub mod policy;
 pub mod records;
 pub mod resources;
+pub mod retention;
 pub mod schedule;
 pub mod selection;
