@@ -4,6 +4,7 @@ mod backup;
 mod backups;
 mod handler;
 mod policy;
+mod retention;
 mod status;
 mod up;
 mod wait;
@@ -42,6 +43,9 @@ enum Command {
     /// The backup catalog.
     #[command(subcommand)]
     Backups(backups::Command),
+    /// Try retention policies before applying them.
+    #[command(subcommand)]
+    Retention(retention::Command),
 }
 
 /// Where the embedded defaults keep their data unless told otherwise.
@@ -69,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Backup(cmd) => runtime().and_then(|rt| rt.block_on(backup::run(cmd))),
         Command::Backups(cmd) => runtime().and_then(|rt| rt.block_on(backups::run(cmd))),
+        Command::Retention(cmd) => retention::run(cmd),
     };
     match result {
         Ok(code) => code,
