@@ -62,6 +62,17 @@ pub enum PruneError {
     },
 }
 
+impl PruneError {
+    /// Whether a retry may succeed (the store was unavailable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PruneError::Catalog(e) => e.is_transient(),
+            PruneError::Table { source, .. } | PruneError::Entry { source, .. } => source.is_transient(),
+            PruneError::Blobs { source, .. } => source.is_transient(),
+        }
+    }
+}
+
 /// One backup the run looked at.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
