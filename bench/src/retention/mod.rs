@@ -3,3 +3,4 @@
 //! ([`requests`]).
 
 pub mod planning;
+pub mod requests;

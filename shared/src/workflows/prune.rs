@@ -6,7 +6,8 @@
 //! `Deleting` entry that the next run finishes; a second run removes nothing more.
 //!
 //! Table Storage requests per cluster: one query page per 1,000 catalog entries, one query for
-//! holds, one for readers; per removed backup: one read (the ETag), one update, one delete.
+//! holds, one for readers; per removed backup: one update (to `Deleting`, guarded by the ETag
+//! the listing returned) and one delete.
 
 use std::collections::BTreeSet;
 
@@ -21,7 +22,7 @@ use crate::domain::records::{BackupRecord, BackupState};
 use crate::domain::retention::{self, Candidate, Decision, Options};
 use crate::layout::{self, TABLE_BACKUP_READERS, TABLE_HOLDS};
 use crate::ports::object_store::{ObjectStore, ObjectStoreError};
-use crate::ports::state_store::{Query, StateStore, StateStoreError, query_all};
+use crate::ports::state_store::{ETag, Query, StateStore, StateStoreError, query_all};
 
 /// Errors of a prune run (every one transient or a store fault: the next run retries).
 #[derive(Debug, thiserror::Error)]
@@ -127,20 +128,21 @@ pub async fn run(
         if targets.is_empty() {
             continue;
         }
-        let records = catalog::list(state, cluster).await?;
+        let records = catalog::list_versions(state, cluster).await?;
         let held = keys(state, TABLE_HOLDS, cluster, |_| true).await?;
         let read = keys(state, TABLE_BACKUP_READERS, cluster, |e| {
             e.str("until").and_then(|u| DateTime::parse_from_rfc3339(u).ok()).is_some_and(|until| until > options.now)
         })
         .await?;
         for target in targets {
-            let mine: Vec<&BackupRecord> = records.iter().filter(|r| r.policy == target.policy.name).collect();
-            let (unfinished, live): (Vec<&BackupRecord>, Vec<&BackupRecord>) =
-                mine.into_iter().partition(|r| r.state == BackupState::Deleting);
-            let candidates: Vec<Candidate> = live.iter().map(|r| candidate(r, &held, &read)).collect();
+            let mine: Vec<&(BackupRecord, ETag)> =
+                records.iter().filter(|(r, _)| r.policy == target.policy.name).collect();
+            let (unfinished, live): (Vec<_>, Vec<_>) =
+                mine.into_iter().partition(|(r, _)| r.state == BackupState::Deleting);
+            let candidates: Vec<Candidate> = live.iter().map(|(r, _)| candidate(r, &held, &read)).collect();
             let decisions = retention::plan(&target.policy.spec.retention, &candidates, options);
             let left_over = unfinished.into_iter().map(|r| (r, Decision::Remove(retention::RemoveReason::NoRule)));
-            for (record, decision) in live.into_iter().zip(decisions).chain(left_over) {
+            for ((record, etag), decision) in live.into_iter().zip(decisions).chain(left_over) {
                 let mut judged = Judged {
                     cluster: cluster.clone(),
                     backup_id: record.backup_id.clone(),
@@ -150,7 +152,7 @@ pub async fn run(
                     removed: false,
                 };
                 if !dry_run && !judged.decision.is_kept() {
-                    (judged.blobs_deleted, judged.removed) = remove(state, objects, record, options.now).await?;
+                    (judged.blobs_deleted, judged.removed) = remove(state, objects, record, etag, options.now).await?;
                 }
                 report.backups.push(judged);
             }
@@ -199,22 +201,19 @@ async fn keys(
 }
 
 /// Marks the entry `Deleting`, deletes the blobs, then the entry. Returns the blobs deleted
-/// and whether the entry is gone; `(0, false)` when the entry changed since it was listed.
+/// and whether the entry is gone; `(0, false)` when the entry changed since it was listed
+/// (decided again next run).
 async fn remove(
     state: &dyn StateStore,
     objects: &dyn ObjectStore,
     listed: &BackupRecord,
+    etag: &ETag,
     now: DateTime<Utc>,
 ) -> Result<(usize, bool), PruneError> {
     let (cluster, id) = (&listed.cluster, &listed.backup_id);
-    let Some((mut record, etag)) = catalog::get(state, cluster, id).await? else {
-        return Ok((0, true)); // already gone
-    };
-    if record.state != listed.state {
-        return Ok((0, false)); // moved on since listed: decide again next run
-    }
+    let mut record = listed.clone();
     let etag = if record.state == BackupState::Deleting {
-        etag
+        etag.clone()
     } else {
         if !record.state.is_restorable() && record.state != BackupState::Failed {
             record.failure = Some("uncommitted after the grace period; swept by prune".into());
@@ -223,9 +222,10 @@ async fn remove(
         if record.move_to(BackupState::Deleting, now).is_err() {
             return Ok((0, false));
         }
-        match catalog::save(state, &record, &etag).await {
+        match catalog::save(state, &record, etag).await {
             Ok(etag) => etag,
             Err(e) if e.is_changed() => return Ok((0, false)),
+            Err(CatalogError::Store { source, .. }) if source.is_not_found() => return Ok((0, true)), // already gone
             Err(e) => return Err(e.into()),
         }
     };
