@@ -16,7 +16,9 @@ use lifeboat_shared::domain::records::{BackupRecord, BackupState};
 use lifeboat_shared::domain::retention::Options;
 use lifeboat_shared::layout;
 use lifeboat_shared::ports::object_store::stream_from_bytes;
-use lifeboat_shared::ports::{Entity, ObjectStore, PutOptions, StateStore};
+use lifeboat_shared::ports::{
+    BatchOp, ETag, Entity, ObjectStore, Page, PutOptions, Query, StateStore, StateStoreError,
+};
 use lifeboat_shared::workflows::prune;
 
 const CONFIG: &str = "apiVersion: lifeboat.io/v1alpha1
@@ -158,4 +160,55 @@ async fn an_interrupted_removal_is_finished_by_the_next_run() {
     let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
     assert!(judged.removed && judged.blobs_deleted == 2, "{judged:?}");
     assert_eq!(world.catalog_ids().await.len(), 2);
+}
+
+/// A state store where someone else saves each backup entry just before prune marks it.
+struct Racing(SqliteStateStore);
+
+#[async_trait::async_trait]
+impl StateStore for Racing {
+    async fn insert(&self, t: &str, e: &Entity) -> Result<ETag, StateStoreError> {
+        self.0.insert(t, e).await
+    }
+    async fn upsert(&self, t: &str, e: &Entity) -> Result<ETag, StateStoreError> {
+        self.0.upsert(t, e).await
+    }
+    async fn update(&self, t: &str, e: &Entity, if_match: &ETag) -> Result<ETag, StateStoreError> {
+        if t == layout::TABLE_BACKUPS {
+            let current = self.0.get(t, &e.partition_key, &e.row_key).await?.expect("entry");
+            self.0.upsert(t, &current).await?; // a concurrent writer: new ETag
+        }
+        self.0.update(t, e, if_match).await
+    }
+    async fn get(&self, t: &str, pk: &str, rk: &str) -> Result<Option<Entity>, StateStoreError> {
+        self.0.get(t, pk, rk).await
+    }
+    async fn delete(&self, t: &str, pk: &str, rk: &str, m: Option<&ETag>) -> Result<(), StateStoreError> {
+        self.0.delete(t, pk, rk, m).await
+    }
+    async fn query(&self, t: &str, q: &Query) -> Result<Page, StateStoreError> {
+        self.0.query(t, q).await
+    }
+    async fn transact(&self, t: &str, pk: &str, ops: &[BatchOp]) -> Result<Vec<Option<ETag>>, StateStoreError> {
+        self.0.transact(t, pk, ops).await
+    }
+}
+
+#[tokio::test]
+async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
+    let world = World::new();
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let World { state, objects, config, cluster, _dir } = world;
+    let racing = Racing(state);
+    let now = start() + Duration::days(4);
+    let report = prune::run(&config, &racing, &objects, &Options::at(now), false).await.unwrap();
+    let going: Vec<_> = report.backups.iter().filter(|b| !b.decision.is_kept()).collect();
+    assert_eq!(going.len(), 1, "{}", report.summary()); // keepLast 2, daily 3: day 0 goes
+    assert!(!going[0].removed && going[0].blobs_deleted == 0, "{:?}", going[0]);
+    assert_eq!(catalog::list(&racing, &cluster).await.unwrap().len(), 4, "nothing deleted under a changed entry");
+    let archive = layout::archive_key(&cluster, &ids[0]);
+    assert!(objects.head(&archive).await.is_ok(), "its blobs stay");
 }
