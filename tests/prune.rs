@@ -47,7 +47,8 @@ struct World {
 impl World {
     fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let state = SqliteStateStore::open(&dir.path().join("state.db")).unwrap();
+        // The embedded defaults' layout of a data directory, so `lifeboat prune --data` reads it.
+        let state = SqliteStateStore::open(&dir.path().join("state.sqlite")).unwrap();
         let objects = LocalDirObjectStore::open(dir.path().join("objects")).unwrap();
         let config = Config::from_sources([("p.yaml", CONFIG)]).unwrap();
         Self { _dir: dir, state, objects, config, cluster: ClusterName::new("prod").unwrap() }
@@ -211,4 +212,34 @@ async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
     assert_eq!(catalog::list(&racing, &cluster).await.unwrap().len(), 4, "nothing deleted under a changed entry");
     let archive = layout::archive_key(&cluster, &ids[0]);
     assert!(objects.head(&archive).await.is_ok(), "its blobs stay");
+}
+
+#[tokio::test]
+async fn the_cli_dry_run_prints_what_would_go_and_changes_nothing_then_prune_removes_it() {
+    let world = World::new();
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let data = world._dir.path();
+    let config = data.join("policy.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let lifeboat = |extra: &[&str]| {
+        let mut args = vec!["prune", "--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()];
+        args.extend(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The backups are from November 2026's first days; now is later, so the newest 2 (keepLast)
+    // and 3 days (daily) stay and day 0 goes.
+    let dry = lifeboat(&["--dry-run"]);
+    let line = dry.lines().find(|l| l.contains(ids[0].as_str())).unwrap_or_default();
+    assert!(line.contains("would remove") && line.contains("no rule keeps it"), "{dry}");
+    assert!(dry.contains("would remove 1"), "{dry}");
+    assert_eq!(world.catalog_ids().await.len(), 4, "a dry run changes nothing");
+    let done = lifeboat(&[]);
+    assert!(done.contains("removed 1"), "{done}");
+    assert!(!world.catalog_ids().await.contains(ids[0].as_str()));
+    assert_eq!(world.blob_count(&ids[0]).await, 0);
 }

@@ -4,6 +4,7 @@ mod backup;
 mod backups;
 mod handler;
 mod policy;
+mod prune;
 mod retention;
 mod status;
 mod up;
@@ -43,6 +44,8 @@ enum Command {
     /// The backup catalog.
     #[command(subcommand)]
     Backups(backups::Command),
+    /// Apply retention now (as the daily timer does); --dry-run shows what would go and why.
+    Prune(prune::Args),
     /// Try retention policies before applying them.
     #[command(subcommand)]
     Retention(retention::Command),
@@ -73,6 +76,7 @@ pub fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Backup(cmd) => runtime().and_then(|rt| rt.block_on(backup::run(cmd))),
         Command::Backups(cmd) => runtime().and_then(|rt| rt.block_on(backups::run(cmd))),
+        Command::Prune(args) => runtime().and_then(|rt| rt.block_on(prune::run(args))),
         Command::Retention(cmd) => retention::run(cmd),
     };
     match result {
