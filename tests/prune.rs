@@ -243,3 +243,34 @@ async fn the_cli_dry_run_prints_what_would_go_and_changes_nothing_then_prune_rem
     assert!(!world.catalog_ids().await.contains(ids[0].as_str()));
     assert_eq!(world.blob_count(&ids[0]).await, 0);
 }
+
+#[tokio::test]
+async fn a_hold_placed_from_the_cli_keeps_a_backup_until_it_is_lifted() {
+    let world = World::new();
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let data = world._dir.path();
+    let config = data.join("policy.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let lifeboat = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let oldest = ids[0].as_str();
+    lifeboat(&["hold", "place", "--cluster", "prod", oldest, "--reason", "case-42"]);
+    let list = lifeboat(&["hold", "list", "--cluster", "prod"]);
+    assert!(list.contains(oldest) && list.contains("case-42"), "{list}");
+    let held = lifeboat(&["prune"]);
+    let line = held.lines().find(|l| l.contains(oldest)).unwrap_or_default();
+    assert!(line.contains("kept") && line.contains("pinned"), "{held}");
+    assert!(world.catalog_ids().await.contains(oldest));
+    lifeboat(&["hold", "lift", "--cluster", "prod", oldest]);
+    let done = lifeboat(&["prune"]);
+    assert!(done.contains("removed 1"), "{done}");
+    assert!(!world.catalog_ids().await.contains(oldest));
+}

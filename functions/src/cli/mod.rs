@@ -3,6 +3,7 @@
 mod backup;
 mod backups;
 mod handler;
+mod hold;
 mod policy;
 mod prune;
 mod retention;
@@ -44,6 +45,9 @@ enum Command {
     /// The backup catalog.
     #[command(subcommand)]
     Backups(backups::Command),
+    /// Legal holds: backups retention never removes.
+    #[command(subcommand)]
+    Hold(hold::Command),
     /// Apply retention now (as the daily timer does); --dry-run shows what would go and why.
     Prune(prune::Args),
     /// Try retention policies before applying them.
@@ -76,6 +80,7 @@ pub fn main() -> ExitCode {
         Command::Policy(cmd) => policy::run(cmd),
         Command::Backup(cmd) => runtime().and_then(|rt| rt.block_on(backup::run(cmd))),
         Command::Backups(cmd) => runtime().and_then(|rt| rt.block_on(backups::run(cmd))),
+        Command::Hold(cmd) => runtime().and_then(|rt| rt.block_on(hold::run(cmd))),
         Command::Prune(args) => runtime().and_then(|rt| rt.block_on(prune::run(args))),
         Command::Retention(cmd) => retention::run(cmd),
     };
