@@ -108,3 +108,98 @@ fn backup_now_takes_the_policy_as_an_argument_or_a_flag() {
         String::from_utf8_lossy(&unknown.stderr)
     );
 }
+
+/// restic's documented example: one backup every Sunday for 12 weeks.
+const SUNDAYS: &str = r#"["2019-09-01T11:00:00Z", "2019-09-08T11:00:00Z", "2019-09-15T11:00:00Z",
+ "2019-09-22T11:00:00Z", "2019-09-29T11:00:00Z", "2019-10-06T11:00:00Z", "2019-10-13T11:00:00Z",
+ "2019-10-20T11:00:00Z", "2019-10-27T11:00:00Z", "2019-11-03T11:00:00Z", "2019-11-10T11:00:00Z",
+ {"time": "2019-11-17T11:00:00Z", "id": "newest"}, {"time": "2019-09-01T12:00:00Z", "id": "held", "pinned": true}]"#;
+
+#[test]
+fn retention_simulate_prints_what_a_policy_keeps_and_why() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (policy, backups) = (dir.path().join("r.yaml"), dir.path().join("b.json"));
+    std::fs::write(&policy, "retention: { daily: 4 }\n").expect("write");
+    std::fs::write(&backups, SUNDAYS).expect("write");
+    let args = |extra: &[&str]| {
+        let mut args = vec!["retention", "simulate", "--policy", policy.to_str().expect("path")];
+        args.extend(["--backups", backups.to_str().expect("path"), "--now", "2019-11-18T00:00:00Z"]);
+        args.extend(extra);
+        lifeboat(&args)
+    };
+
+    let out = args(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8_lossy(&out.stdout);
+    let line = |needle: &str| text.lines().find(|l| l.contains(needle)).unwrap_or_default().to_owned();
+    assert!(line("newest").contains("daily #1, newest committed"), "{text}");
+    assert!(line("2019-10-27").contains("daily #4"), "{text}");
+    assert!(line("2019-10-20").contains("remove"), "{text}");
+    assert!(line("held").contains("pinned") && line("held").contains("keep"), "{text}");
+    assert!(text.contains("keep 5, remove 8"), "{text}");
+
+    let out = args(&["--json"]);
+    let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+    let kept: Vec<&str> = json["backups"]
+        .as_array()
+        .expect("backups")
+        .iter()
+        .filter(|b| b["keep"] == true)
+        .map(|b| b["id"].as_str().expect("id"))
+        .collect();
+    assert_eq!(kept, ["newest", "2019-11-10T11:00:00Z", "2019-11-03T11:00:00Z", "2019-10-27T11:00:00Z", "held"]);
+    assert_eq!(json["removed"], 8);
+}
+
+#[test]
+fn retention_simulate_reads_policy_documents_and_the_replica_retention() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (policy, backups) = (dir.path().join("p.yaml"), dir.path().join("b.json"));
+    let replicated = GOOD.replace(
+        "retention: { daily: 7 } }",
+        "retention: { daily: 7 }, replication: { region: northeurope, rpo: 30h, retention: { keepLast: 1 } } }",
+    );
+    std::fs::write(&policy, replicated).expect("write");
+    std::fs::write(&backups, SUNDAYS).expect("write");
+    let kept = |extra: &[&str]| {
+        let mut args = vec!["retention", "simulate", "--json", "--policy", policy.to_str().expect("path")];
+        args.extend(["--backups", backups.to_str().expect("path"), "--now", "2019-11-18T00:00:00Z"]);
+        args.extend(extra);
+        let out = lifeboat(&args);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let json: serde_json::Value = serde_json::from_slice(&out.stdout).expect("JSON");
+        json["kept"].as_u64().expect("kept")
+    };
+    assert_eq!(kept(&[]), 8, "daily 7 and the pinned one");
+    assert_eq!(kept(&["--replica"]), 2, "keepLast 1 and the pinned one");
+}
+
+#[test]
+fn retention_simulate_names_the_bad_entry_and_field() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (policy, backups) = (dir.path().join("r.yaml"), dir.path().join("b.json"));
+    std::fs::write(&policy, "retention: { keepLst: 4 }\n").expect("write");
+    std::fs::write(&backups, r#"["2019-09-01T11:00:00Z", {"time": "2019-09-02T11:00:00Z", "pined": true}]"#)
+        .expect("write");
+    let run = || {
+        lifeboat(&[
+            "retention",
+            "simulate",
+            "--policy",
+            policy.to_str().expect("p"),
+            "--backups",
+            backups.to_str().expect("b"),
+        ])
+    };
+    let out = run();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("retention.keepLst: unknown field `keepLst`"), "{err}");
+
+    std::fs::write(&policy, "retention: { keepLast: 4 }\n").expect("write");
+    let err = String::from_utf8_lossy(&run().stderr).into_owned();
+    assert!(err.contains("b.json: entry 2: unknown field `pined`"), "{err}");
+    std::fs::write(&backups, r#"["2019-09-31T11:00:00Z"]"#).expect("write");
+    let err = String::from_utf8_lossy(&run().stderr).into_owned();
+    assert!(err.contains("entry 1: \"2019-09-31T11:00:00Z\" is not an RFC 3339 time"), "{err}");
+}

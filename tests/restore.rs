@@ -19,7 +19,7 @@ use lifeboat_shared::domain::messages::{Message, RestoreEvent, RestorePhase, Res
 use lifeboat_shared::domain::policy::Config;
 use lifeboat_shared::domain::records::RestoreRecord;
 use lifeboat_shared::ports::object_store::{PutOptions, collect_bytes, stream_from_bytes};
-use lifeboat_shared::ports::{ManualClock, OutgoingMessage, QueueReceiver, ReceivedMessage};
+use lifeboat_shared::ports::{Clock, ManualClock, OutgoingMessage, QueueReceiver, ReceivedMessage};
 use lifeboat_shared::restores;
 use lifeboat_test_apiserver::{Options, Running, TestApiServer};
 use serde_json::{Value, json};
@@ -301,6 +301,16 @@ async fn a_deleted_namespace_comes_back_object_for_object_with_its_volume() {
     assert_eq!(phases.last(), Some(&RestorePhase::Completed), "{phases:?}");
     assert!(events.last().is_some_and(|e| e.rto_seconds.is_some() && e.counts.created == r.counts.created));
 
+    // The lease that kept retention off the backup while it was read is released.
+    let leases = lifeboat_shared::ports::state_store::query_all(
+        w.app.state.as_ref(),
+        lifeboat_shared::layout::TABLE_BACKUP_READERS,
+        &lifeboat_shared::ports::state_store::Query::all(),
+    )
+    .await
+    .expect("leases");
+    assert!(leases.is_empty(), "{leases:?}");
+
     // The same request sent again (after the queue's duplicate detection window) does nothing.
     let rv = w.prod.store().resource_version();
     let resent =
@@ -539,4 +549,36 @@ async fn the_cli_prints_the_plan_in_apply_order_exactly_as_it_would_be_sent() {
         .expect("run lifeboat");
     let table = String::from_utf8_lossy(&stderr_table.stdout);
     assert!(table.contains("TIER") && table.contains("skipped:"), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restore_leases_the_backup_it_reads_until_it_ends() {
+    use lifeboat_shared::layout::TABLE_BACKUP_READERS;
+    use lifeboat_shared::ports::state_store::{Query, query_all};
+    use lifeboat_test_apiserver::{Fault, FaultRule};
+    let w = world().await;
+    delete_namespace(&w.prod, "shop").await;
+    // Slow creates keep the restore running long enough to look at it.
+    w.prod.faults().inject(FaultRule::new(Fault::Delay(Duration::from_millis(300))).method("POST").times(3));
+    let req = request(json!({}));
+    let message = OutgoingMessage::json(RestoreRequest::QUEUE.name(), req.message_id(), encode(&req));
+    w.app.bus.send(message).await.expect("send");
+    let delivered = take(&w, "restore-requests").await.remove(0);
+    let app = w.app.clone();
+    let running = tokio::spawn(async move { deliver(&app, "restore", &delivered).await });
+    let mut seen = Vec::new();
+    for _ in 0..100 {
+        seen = query_all(w.app.state.as_ref(), TABLE_BACKUP_READERS, &Query::all()).await.expect("leases");
+        if !seen.is_empty() || running.is_finished() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(seen.len(), 1, "retention sees the backup is being read");
+    assert_eq!(seen[0].row_key, format!("{BACKUP_ID}.{}", req.restore_id()));
+    let until = DateTime::parse_from_rfc3339(seen[0].str("until").expect("until")).expect("time");
+    assert!(until > w.clock.now(), "the lease runs into the future: {until}");
+    running.await.expect("task").expect("restore");
+    let after = query_all(w.app.state.as_ref(), TABLE_BACKUP_READERS, &Query::all()).await.expect("leases");
+    assert!(after.is_empty(), "released at the end: {after:?}");
 }

@@ -154,8 +154,9 @@ async fn measure(count: usize, runs: usize, parallelism: usize) -> anyhow::Resul
                 rtos.push(rto_seconds);
             } else {
                 let planning = Instant::now();
-                let prepared =
-                    restore::prepare(&state, &objects, &cfg, &request, &Default::default()).await.context("plan")?;
+                let prepared = restore::prepare(&state, &objects, &cfg, &request, &Default::default(), None)
+                    .await
+                    .context("plan")?;
                 eprintln!(
                     "restore-bench: {count} objects, reading, checking and planning alone: {:.3} s \
                      (read and check {:.3} s, plan {:.3} s)",

@@ -139,6 +139,21 @@ pub async fn list(state: &dyn StateStore, cluster: &ClusterName) -> Result<Vec<B
     entities.iter().map(decode).collect()
 }
 
+/// Every backup of `cluster` with its ETag, in id order: for callers that then change some of
+/// them without reading each again.
+///
+/// # Errors
+/// [`CatalogError`].
+pub async fn list_versions(
+    state: &dyn StateStore,
+    cluster: &ClusterName,
+) -> Result<Vec<(BackupRecord, ETag)>, CatalogError> {
+    let entities = query_all(state, TABLE_BACKUPS, &Query::partition(cluster.as_str()))
+        .await
+        .map_err(store_err(cluster.as_str(), "*"))?;
+    entities.iter().map(|e| Ok((decode(e)?, e.etag.clone().unwrap_or(ETag(String::new()))))).collect()
+}
+
 /// Every backup of every cluster in the catalog, in cluster then id order (clusters no longer
 /// declared included).
 ///

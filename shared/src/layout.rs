@@ -14,6 +14,13 @@ pub const TABLE_BACKUPS: &str = "backups";
 pub const TABLE_RESTORES: &str = "restores";
 /// Messages refused by handlers: partition = queue, row = message id.
 pub const TABLE_DEAD_LETTERS: &str = "deadletters";
+/// Legal holds (pinned backups; retention never removes them): partition = cluster, row =
+/// backup id. Set and lifted from the CLI.
+pub const TABLE_HOLDS: &str = "holds";
+/// Backups running restores read: partition = cluster, row = `{backup_id}.{restore_id}`,
+/// property `until` (RFC 3339): the lease's end, renewed by the restore while it runs, so a
+/// crashed restore does not hold a backup forever. Retention never removes a leased backup.
+pub const TABLE_BACKUP_READERS: &str = "backupreaders";
 
 /// The folder of one backup: `backups/{cluster}/{backup_id}/`.
 pub fn backup_prefix(cluster: &ClusterName, backup: &BackupId) -> String {

@@ -3,8 +3,11 @@
 mod backup;
 mod backups;
 mod handler;
+mod hold;
 mod policy;
+mod prune;
 mod restore;
+mod retention;
 mod status;
 mod up;
 mod wait;
@@ -46,6 +49,14 @@ enum Command {
     /// Restore from a backup.
     #[command(subcommand)]
     Restore(restore::Command),
+    /// Legal holds: backups retention never removes.
+    #[command(subcommand)]
+    Hold(hold::Command),
+    /// Apply retention now (as the daily timer does); --dry-run shows what would go and why.
+    Prune(prune::Args),
+    /// Try retention policies before applying them.
+    #[command(subcommand)]
+    Retention(retention::Command),
 }
 
 /// Where the embedded defaults keep their data unless told otherwise.
@@ -74,6 +85,9 @@ pub fn main() -> ExitCode {
         Command::Backup(cmd) => runtime().and_then(|rt| rt.block_on(backup::run(cmd))),
         Command::Backups(cmd) => runtime().and_then(|rt| rt.block_on(backups::run(cmd))),
         Command::Restore(cmd) => runtime().and_then(|rt| rt.block_on(restore::run(cmd))),
+        Command::Hold(cmd) => runtime().and_then(|rt| rt.block_on(hold::run(cmd))),
+        Command::Prune(args) => runtime().and_then(|rt| rt.block_on(prune::run(args))),
+        Command::Retention(cmd) => retention::run(cmd),
     };
     match result {
         Ok(code) => code,

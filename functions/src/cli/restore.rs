@@ -114,14 +114,15 @@ async fn plan(
     read: &lifeboat_shared::archive::ReadOptions,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    let prepared = match restore::prepare(app.state.as_ref(), app.objects.as_ref(), &app.config, request, read).await {
-        Ok(p) => p,
-        Err(RestoreError::Refused { code, reason }) => {
-            eprintln!("error: the restore would be refused: {code}: {reason}");
-            return Ok(ExitCode::FAILURE);
-        }
-        Err(e) => return Err(anyhow::Error::new(e).context("planning the restore")),
-    };
+    let prepared =
+        match restore::prepare(app.state.as_ref(), app.objects.as_ref(), &app.config, request, read, None).await {
+            Ok(p) => p,
+            Err(RestoreError::Refused { code, reason }) => {
+                eprintln!("error: the restore would be refused: {code}: {reason}");
+                return Ok(ExitCode::FAILURE);
+            }
+            Err(e) => return Err(anyhow::Error::new(e).context("planning the restore")),
+        };
     if json_out {
         let answer = json!({
             "restoreId": request.restore_id(),

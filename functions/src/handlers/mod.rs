@@ -186,7 +186,7 @@ pub async fn dispatch(app: &AppState, function: &FunctionDef, input: TriggerInpu
 async fn run(app: &AppState, function: &FunctionDef, input: TriggerInput) -> Result<Outcome, HandlerError> {
     match (function.name, input) {
         ("schedule_tick", TriggerInput::Timer(t)) => schedule_tick::handle(app, t).await,
-        ("prune", TriggerInput::Timer(_)) => prune::handle(),
+        ("prune", TriggerInput::Timer(t)) => prune::handle(app, t).await,
         ("staleness", TriggerInput::Timer(_)) => staleness::handle(),
         ("drill", TriggerInput::Timer(_)) => drill::handle(),
         ("backup", TriggerInput::Message(m)) => backup::handle(app, &m).await,

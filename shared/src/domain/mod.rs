@@ -10,5 +10,6 @@ pub mod resources;
 pub mod restore;
 pub mod restore_access;
 pub mod restore_request;
+pub mod retention;
 pub mod schedule;
 pub mod selection;

@@ -127,9 +127,44 @@ pub struct Retention {
     pub monthly: Option<u32>,
     /// ... years.
     pub yearly: Option<u32>,
-    /// Every backup younger than this.
+    /// Every backup taken within this duration of the newest one (restic's `--keep-within`:
+    /// relative to the newest backup, not to now, so a stopped schedule deletes nothing).
     #[serde(default, with = "opt_duration")]
     pub within: Option<Duration>,
+    /// Pre-upgrade backups' own rule (see [`PreUpgradeRetention`]); keeps the last 3 when absent.
+    pub pre_upgrade: Option<PreUpgradeRetention>,
+    /// IANA time zone (`Europe/Berlin`) whose hours, days, weeks, months and years the buckets
+    /// follow, daylight saving included; UTC when absent.
+    pub time_zone: Option<chrono_tz::Tz>,
+}
+
+/// How many pre-upgrade backups (taken because the cluster was about to be upgraded) to keep.
+///
+/// Pre-upgrade backups form their own series: the policy's regular rules (keepLast and the
+/// buckets, within) neither see nor count them, so an upgrade storm cannot shorten the regular
+/// history, and this rule alone decides which pre-upgrade backups stay. Both rules keep
+/// (either is enough), with restic's meaning:
+///
+/// ```yaml
+/// retention: { keepLast: 7, daily: 14, preUpgrade: { keepLast: 2, within: 30d } }
+/// ```
+///
+/// Without the block, the last [`PreUpgradeRetention::DEFAULT_KEEP_LAST`] are kept. The safety
+/// rules (newest committed backup of the target, legal hold, immutability, running restores)
+/// apply to pre-upgrade backups as to every other.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct PreUpgradeRetention {
+    /// The newest N pre-upgrade backups.
+    pub keep_last: Option<u32>,
+    /// Every pre-upgrade backup taken within this duration of the newest pre-upgrade backup.
+    #[serde(default, with = "opt_duration")]
+    pub within: Option<Duration>,
+}
+
+impl PreUpgradeRetention {
+    /// How many pre-upgrade backups are kept when a policy says nothing about them.
+    pub const DEFAULT_KEEP_LAST: u32 = 3;
 }
 
 impl Retention {
@@ -139,6 +174,22 @@ impl Retention {
             .iter()
             .any(|n| n.is_some_and(|n| n > 0))
             || self.within.is_some()
+    }
+
+    /// The pre-upgrade rule in force: the policy's, or keep the last
+    /// [`PreUpgradeRetention::DEFAULT_KEEP_LAST`].
+    pub fn pre_upgrade_rule(&self) -> PreUpgradeRetention {
+        self.pre_upgrade
+            .clone()
+            .unwrap_or(PreUpgradeRetention { keep_last: Some(PreUpgradeRetention::DEFAULT_KEEP_LAST), within: None })
+    }
+}
+
+impl PolicySpec {
+    /// The retention of the copies in the second region: `replication.retention`, or the
+    /// primary's when the policy gives none.
+    pub fn replica_retention(&self) -> &Retention {
+        self.replication.as_ref().and_then(|r| r.retention.as_ref()).unwrap_or(&self.retention)
     }
 }
 
@@ -620,6 +671,39 @@ spec:
         let fields: Vec<_> = errors.iter().map(|e| (e.document, e.field.as_str())).collect();
         assert!(fields.contains(&(1, "kind")), "{errors:?}");
         assert!(fields.contains(&(2, "spec.rpo")), "{errors:?}");
+    }
+
+    #[test]
+    fn retention_reads_a_time_zone_and_a_pre_upgrade_rule() {
+        let text = GOOD.replace(
+            "{ keepLast: 7, daily: 14 }",
+            "{ daily: 14, timeZone: Europe/Berlin, preUpgrade: { keepLast: 1, within: 30d } }",
+        );
+        let config = Config::from_sources([("p.yaml", text.as_str())]).unwrap();
+        let retention = &config.policies.values().next().unwrap().spec.retention;
+        assert_eq!(retention.time_zone, Some(chrono_tz::Europe::Berlin));
+        let pre = retention.pre_upgrade_rule();
+        assert_eq!((pre.keep_last, pre.within), (Some(1), Some(Duration::from_secs(30 * 86_400))));
+        let default = Retention::default().pre_upgrade_rule();
+        assert_eq!(default.keep_last, Some(PreUpgradeRetention::DEFAULT_KEEP_LAST));
+    }
+
+    #[test]
+    fn an_unknown_time_zone_names_its_field() {
+        let errors = errors_of(&GOOD.replace("{ keepLast: 7, daily: 14 }", "{ keepLast: 7, timeZone: Europe/Paris2 }"));
+        assert_eq!(errors[0].field, "spec.retention.timeZone", "{errors:?}");
+        assert!(errors[0].problem.contains("Europe/Paris2"), "{errors:?}");
+    }
+
+    #[test]
+    fn replicas_use_their_own_retention_or_the_primarys() {
+        let config = Config::from_sources([("p.yaml", GOOD)]).unwrap();
+        let spec = &config.policies.values().next().unwrap().spec;
+        assert_eq!(spec.replica_retention(), &spec.retention);
+        let own = GOOD.replace("rpo: 30h }", "rpo: 30h, retention: { keepLast: 3 } }");
+        let config = Config::from_sources([("p.yaml", own.as_str())]).unwrap();
+        let spec = &config.policies.values().next().unwrap().spec;
+        assert_eq!(spec.replica_retention().keep_last, Some(3));
     }
 
     #[test]

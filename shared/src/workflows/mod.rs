@@ -2,6 +2,7 @@
 //! as arguments and returns a report of what it did.
 
 pub mod backup;
+pub mod prune;
 pub mod restore;
 pub mod retry;
 pub mod schedule_tick;

@@ -30,7 +30,7 @@ use crate::domain::policy::Config;
 use crate::domain::records::{BackupRecord, ObjectFailure, RestoreRecord};
 use crate::domain::restore::{self as planner, PlanOptions, RestorePlan, WaitFor};
 use crate::domain::restore_access::authorize;
-use crate::domain::restore_request::RestoreRequest;
+use crate::domain::restore_request::{BackupSelector, RestoreRequest};
 use crate::layout;
 use crate::ports::bus::{Bus, BusError, OutgoingMessage};
 use crate::ports::clock::Clock;
@@ -67,6 +67,8 @@ pub struct RestoreSettings {
     pub crd_timeout: Duration,
     /// Identities for encrypted archives, and size limits.
     pub read: ReadOptions,
+    /// How long the lease on the backup read holds without renewal (renewed after each tier).
+    pub lease: Duration,
 }
 
 impl Default for RestoreSettings {
@@ -77,6 +79,7 @@ impl Default for RestoreSettings {
             ready_poll: Duration::from_secs(2),
             crd_timeout: Duration::from_secs(60),
             read: ReadOptions::default(),
+            lease: Duration::from_secs(6 * 3600),
         }
     }
 }
@@ -189,6 +192,7 @@ pub async fn prepare(
     config: &Config,
     request: &RestoreRequest,
     read: &ReadOptions,
+    lease: Option<&Lease>,
 ) -> Result<Prepared, RestoreError> {
     if let Err(problems) = request.check() {
         let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -220,6 +224,34 @@ pub async fn prepare(
         )
     })?;
     let allowed = authorize(policy, request).map_err(|e| refused("NotAllowed", e.to_string()))?;
+    let backup_id = backup.backup_id.clone();
+    if let Some(lease) = lease {
+        lease.take(state, &request.source_cluster, &backup.backup_id).await?;
+    }
+    let prepared = read_and_plan(state, objects, request, read, backup, policy, &allowed, lease.is_some()).await;
+    if let (Err(_), Some(lease)) = (&prepared, lease) {
+        lease.release(state, &request.source_cluster, &backup_id).await;
+    }
+    prepared
+}
+
+/// The second half of [`prepare`]: the archive, checked, and the plan.
+#[allow(clippy::too_many_arguments)]
+async fn read_and_plan(
+    state: &dyn StateStore,
+    objects: &dyn ObjectStore,
+    request: &RestoreRequest,
+    read: &ReadOptions,
+    backup: BackupRecord,
+    policy: &crate::domain::policy::Policy,
+    allowed: &crate::domain::restore_access::Allowed,
+    leased: bool,
+) -> Result<Prepared, RestoreError> {
+    if leased {
+        // Retention may have started removing it before the lease was taken.
+        source::resolve(state, &request.source_cluster, &BackupSelector::Id { backup_id: backup.backup_id.clone() })
+            .await?;
+    }
     let manifest = source::manifest(objects, &request.source_cluster, &backup.backup_id).await?;
     let reading = std::time::Instant::now();
     let archived = source::read_objects(objects, &manifest, read.clone()).await?;
@@ -256,6 +288,54 @@ pub async fn prepare(
         .check_namespaces(policy, &request.target_cluster, namespaces)
         .map_err(|e| refused("NotAllowed", e.to_string()))?;
     Ok(Prepared { backup, manifest, plan, read_time, plan_time })
+}
+
+/// A restore's claim on the backup it reads: retention does not remove a backup with a
+/// lease that has not run out (table `backupreaders`, see [`layout::TABLE_BACKUP_READERS`]).
+/// Renewed after each tier and released at the end; a crashed restore's lease runs out.
+#[derive(Debug, Clone)]
+pub struct Lease {
+    /// The restore.
+    pub restore_id: String,
+    /// How long it holds without renewal.
+    pub duration: Duration,
+    /// Now.
+    pub now: chrono::DateTime<chrono::Utc>,
+}
+
+impl Lease {
+    fn row(&self, backup: &crate::domain::ids::BackupId) -> String {
+        format!("{backup}.{}", self.restore_id)
+    }
+
+    async fn take(
+        &self,
+        state: &dyn StateStore,
+        cluster: &crate::domain::names::ClusterName,
+        backup: &crate::domain::ids::BackupId,
+    ) -> Result<(), RestoreError> {
+        let until = self.now + chrono::Duration::from_std(self.duration).unwrap_or(chrono::Duration::hours(6));
+        let entity = crate::ports::state_store::Entity::new(cluster.as_str(), self.row(backup))
+            .with("until", until.to_rfc3339());
+        state
+            .upsert(layout::TABLE_BACKUP_READERS, &entity)
+            .await
+            .map_err(|e| RestoreError::Read(format!("taking the lease on backup {backup}: {e}")))?;
+        Ok(())
+    }
+
+    async fn release(
+        &self,
+        state: &dyn StateStore,
+        cluster: &crate::domain::names::ClusterName,
+        backup: &crate::domain::ids::BackupId,
+    ) {
+        if let Err(e) = state.delete(layout::TABLE_BACKUP_READERS, cluster.as_str(), &self.row(backup), None).await
+            && !e.is_not_found()
+        {
+            tracing::warn!(backup.id = %backup, error = %e, "the restore's lease was not released; it runs out");
+        }
+    }
 }
 
 /// The results document of a restore.
@@ -335,7 +415,8 @@ pub async fn run(
     if new {
         run.event(format!("restore {} accepted", run.record.restore_id)).await?;
     }
-    let prepared = match prepare(deps.state, deps.objects, config, request, &settings.read).await {
+    let lease = Lease { restore_id: run.record.restore_id.clone(), duration: settings.lease, now: deps.clock.now() };
+    let prepared = match prepare(deps.state, deps.objects, config, request, &settings.read, Some(&lease)).await {
         Ok(p) => p,
         Err(RestoreError::Refused { code, reason }) => {
             run.record.finish(RestorePhase::Failed, Some(format!("{code}: {reason}")), deps.clock.now());
@@ -368,6 +449,7 @@ pub async fn run(
         run.write_results(&results).await?;
         run.event(format!("dry run: {} object(s) would be sent, {} skipped", counts.planned, counts.skipped)).await?;
         let results_key = run.record.results_key.clone().unwrap_or_default();
+        lease.release(deps.state, &request.source_cluster, &backup.backup_id).await;
         return Ok(Outcome::Planned { counts, results_key });
     }
 
@@ -388,6 +470,9 @@ pub async fn run(
         applied.extend(results);
         tally(&mut run.record, &applied, plan.skipped.len());
         run.save().await?;
+        Lease { now: deps.clock.now(), ..lease.clone() }
+            .take(deps.state, &request.source_cluster, &backup.backup_id)
+            .await?;
     }
 
     let mut not_ready = Vec::new();
@@ -436,6 +521,7 @@ pub async fn run(
         phase, counts.created, counts.updated, counts.unchanged, counts.failed, counts.skipped
     ))
     .await?;
+    lease.release(deps.state, &request.source_cluster, &backup.backup_id).await;
     tracing::info!(restore.id = %run.record.restore_id, ?phase, rto_seconds = rto, "restore ended");
     Ok(Outcome::Finished { phase, counts, rto_seconds: rto, reason })
 }

@@ -1,0 +1,259 @@
+//! `prune`: applies each target's retention to its backups in the primary region. For each
+//! cluster it reads the catalog, the legal holds and the leases of running restores, plans
+//! every target with [`retention::plan`], then, for each backup to remove: marks its catalog
+//! entry `Deleting` (ETag-guarded, so a backup that changed meanwhile is decided again next
+//! time), deletes its blobs, and deletes the catalog entry last. A crash anywhere leaves a
+//! `Deleting` entry that the next run finishes; a second run removes nothing more.
+//!
+//! Table Storage requests per cluster: one query page per 1,000 catalog entries, one query for
+//! holds, one for readers; per removed backup: one update (to `Deleting`, guarded by the ETag
+//! the listing returned) and one delete.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::{self, CatalogError};
+use crate::domain::ids::BackupId;
+use crate::domain::messages::BackupReason;
+use crate::domain::names::ClusterName;
+use crate::domain::policy::{Config, Target};
+use crate::domain::records::{BackupRecord, BackupState};
+use crate::domain::retention::{self, Candidate, Decision, Options};
+use crate::layout::{self, TABLE_BACKUP_READERS, TABLE_HOLDS};
+use crate::ports::object_store::{ObjectStore, ObjectStoreError};
+use crate::ports::state_store::{ETag, Query, StateStore, StateStoreError, query_all};
+
+/// Errors of a prune run (every one transient or a store fault: the next run retries).
+#[derive(Debug, thiserror::Error)]
+pub enum PruneError {
+    /// The catalog failed.
+    #[error("pruning the catalog failed")]
+    Catalog(#[from] CatalogError),
+    /// Reading holds or readers failed.
+    #[error("reading table {table} for cluster {cluster} failed")]
+    Table {
+        /// The table.
+        table: &'static str,
+        /// The cluster (partition).
+        cluster: String,
+        /// The cause.
+        #[source]
+        source: StateStoreError,
+    },
+    /// Listing or deleting a backup's blobs failed.
+    #[error("deleting blobs under {prefix} failed")]
+    Blobs {
+        /// The backup's folder.
+        prefix: String,
+        /// The cause.
+        #[source]
+        source: ObjectStoreError,
+    },
+    /// Deleting the catalog entry failed.
+    #[error("deleting catalog entry {cluster}/{backup_id} failed")]
+    Entry {
+        /// Cluster.
+        cluster: String,
+        /// Backup.
+        backup_id: String,
+        /// The cause.
+        #[source]
+        source: StateStoreError,
+    },
+}
+
+impl PruneError {
+    /// Whether a retry may succeed (the store was unavailable).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            PruneError::Catalog(e) => e.is_transient(),
+            PruneError::Table { source, .. } | PruneError::Entry { source, .. } => source.is_transient(),
+            PruneError::Blobs { source, .. } => source.is_transient(),
+        }
+    }
+}
+
+/// One backup the run looked at.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Judged {
+    /// Its cluster.
+    pub cluster: ClusterName,
+    /// Its id.
+    pub backup_id: BackupId,
+    /// When it was taken.
+    pub time: DateTime<Utc>,
+    /// What retention decided (a removal left by an earlier, interrupted run is `NoRule`).
+    pub decision: Decision,
+    /// Blobs deleted (0 in a dry run).
+    pub blobs_deleted: usize,
+    /// Whether the catalog entry is gone (false in a dry run, or when it changed meanwhile).
+    pub removed: bool,
+}
+
+/// What a run did, backup by backup.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct PruneReport {
+    /// Every backup of every declared target, with its decision.
+    pub backups: Vec<Judged>,
+    /// Whether nothing was changed.
+    pub dry_run: bool,
+}
+
+impl PruneReport {
+    /// `kept N, removed M` (or `would remove` in a dry run).
+    pub fn summary(&self) -> String {
+        let kept = self.backups.iter().filter(|b| b.decision.is_kept()).count();
+        let going = self.backups.len() - kept;
+        let verb = if self.dry_run { "would remove" } else { "removed" };
+        format!("prune: kept {kept}, {verb} {going}")
+    }
+}
+
+/// Prunes every declared target at `now`; a `dry_run` only reports.
+///
+/// # Errors
+/// [`PruneError`]: the first store failure (what was done before it stays done).
+pub async fn run(
+    config: &Config,
+    state: &dyn StateStore,
+    objects: &dyn ObjectStore,
+    options: &Options,
+    dry_run: bool,
+) -> Result<PruneReport, PruneError> {
+    let mut report = PruneReport { backups: Vec::new(), dry_run };
+    for cluster in config.clusters.keys() {
+        let targets: Vec<Target<'_>> = config.targets().into_iter().filter(|t| &t.cluster.name == cluster).collect();
+        if targets.is_empty() {
+            continue;
+        }
+        let records = catalog::list_versions(state, cluster).await?;
+        let held = keys(state, TABLE_HOLDS, cluster, |_| true).await?;
+        let read = keys(state, TABLE_BACKUP_READERS, cluster, |e| {
+            e.str("until").and_then(|u| DateTime::parse_from_rfc3339(u).ok()).is_some_and(|until| until > options.now)
+        })
+        .await?;
+        for target in targets {
+            let mine: Vec<&(BackupRecord, ETag)> =
+                records.iter().filter(|(r, _)| r.policy == target.policy.name).collect();
+            let (unfinished, live): (Vec<_>, Vec<_>) =
+                mine.into_iter().partition(|(r, _)| r.state == BackupState::Deleting);
+            let candidates: Vec<Candidate> = live.iter().map(|(r, _)| candidate(r, &held, &read)).collect();
+            let decisions = retention::plan(&target.policy.spec.retention, &candidates, options);
+            let left_over = unfinished.into_iter().map(|r| (r, Decision::Remove(retention::RemoveReason::NoRule)));
+            for ((record, etag), decision) in live.into_iter().zip(decisions).chain(left_over) {
+                let mut judged = Judged {
+                    cluster: cluster.clone(),
+                    backup_id: record.backup_id.clone(),
+                    time: time_of(record),
+                    decision,
+                    blobs_deleted: 0,
+                    removed: false,
+                };
+                if !dry_run && !judged.decision.is_kept() {
+                    (judged.blobs_deleted, judged.removed) = remove(state, objects, record, etag, options.now).await?;
+                }
+                report.backups.push(judged);
+            }
+        }
+    }
+    Ok(report)
+}
+
+/// The time retention judges a backup by: its slot for scheduled backups, else its creation.
+fn time_of(record: &BackupRecord) -> DateTime<Utc> {
+    match &record.reason {
+        BackupReason::Scheduled { slot } => *slot,
+        _ => record.created_at,
+    }
+}
+
+fn candidate(record: &BackupRecord, held: &BTreeSet<String>, read: &BTreeSet<String>) -> Candidate {
+    Candidate {
+        id: record.backup_id.to_string(),
+        time: time_of(record),
+        committed: record.state.is_restorable(),
+        pre_upgrade: matches!(record.reason, BackupReason::PreUpgrade { .. }),
+        pinned: held.contains(record.backup_id.as_str()),
+        // Immutability is enforced by the object store; no adapter here reports it yet.
+        immutable_until: None,
+        in_use: read.contains(record.backup_id.as_str()),
+    }
+}
+
+/// The backup ids (row keys up to the first `.`) of the cluster's partition of `table` whose
+/// entity passes `keep`.
+async fn keys(
+    state: &dyn StateStore,
+    table: &'static str,
+    cluster: &ClusterName,
+    keep: impl Fn(&crate::ports::state_store::Entity) -> bool,
+) -> Result<BTreeSet<String>, PruneError> {
+    let entities = query_all(state, table, &Query::partition(cluster.as_str()))
+        .await
+        .map_err(|source| PruneError::Table { table, cluster: cluster.to_string(), source })?;
+    Ok(entities
+        .iter()
+        .filter(|e| keep(e))
+        .map(|e| e.row_key.split('.').next().unwrap_or_default().to_owned())
+        .collect())
+}
+
+/// Marks the entry `Deleting`, deletes the blobs, then the entry. Returns the blobs deleted
+/// and whether the entry is gone; `(0, false)` when the entry changed since it was listed
+/// (decided again next run).
+async fn remove(
+    state: &dyn StateStore,
+    objects: &dyn ObjectStore,
+    listed: &BackupRecord,
+    etag: &ETag,
+    now: DateTime<Utc>,
+) -> Result<(usize, bool), PruneError> {
+    let (cluster, id) = (&listed.cluster, &listed.backup_id);
+    let mut record = listed.clone();
+    let etag = if record.state == BackupState::Deleting {
+        etag.clone()
+    } else {
+        if !record.state.is_restorable() && record.state != BackupState::Failed {
+            record.failure = Some("uncommitted after the grace period; swept by prune".into());
+            let _ = record.move_to(BackupState::Failed, now);
+        }
+        if record.move_to(BackupState::Deleting, now).is_err() {
+            return Ok((0, false));
+        }
+        match catalog::save(state, &record, etag).await {
+            Ok(etag) => etag,
+            Err(e) if e.is_changed() => return Ok((0, false)),
+            Err(CatalogError::Store { source, .. }) if source.is_not_found() => return Ok((0, true)), // already gone
+            Err(e) => return Err(e.into()),
+        }
+    };
+    let deleted = delete_blobs(objects, &layout::backup_prefix(cluster, id)).await?;
+    match state.delete(layout::TABLE_BACKUPS, cluster.as_str(), id.as_str(), Some(&etag)).await {
+        Ok(()) => Ok((deleted, true)),
+        Err(e) if e.is_not_found() => Ok((deleted, true)),
+        Err(source) => Err(PruneError::Entry { cluster: cluster.to_string(), backup_id: id.to_string(), source }),
+    }
+}
+
+async fn delete_blobs(objects: &dyn ObjectStore, prefix: &str) -> Result<usize, PruneError> {
+    let err = |source| PruneError::Blobs { prefix: prefix.to_owned(), source };
+    let mut deleted = 0;
+    loop {
+        // Always the first page: what was deleted is no longer listed.
+        let page = objects.list(prefix, None, 1000).await.map_err(err)?;
+        if page.objects.is_empty() {
+            return Ok(deleted);
+        }
+        let before = deleted;
+        for object in &page.objects {
+            if objects.delete(&object.key).await.map_err(err)? {
+                deleted += 1;
+            }
+        }
+        if deleted == before {
+            return Ok(deleted); // listed but already gone: a store with lagging listings
+        }
+    }
+}

@@ -1,0 +1,276 @@
+//! `workflows::prune` on the embedded defaults (SQLite state, local-directory objects): a
+//! clock moves on, backups age, and prune removes exactly what retention says, blobs first and
+//! the catalog entry last; a dry run changes nothing; a second run removes nothing.
+
+use std::collections::BTreeSet;
+
+use chrono::{DateTime, Duration, TimeZone, Utc};
+use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
+use lifeboat_shared::adapters::sqlite::SqliteStateStore;
+use lifeboat_shared::catalog;
+use lifeboat_shared::domain::ids::BackupId;
+use lifeboat_shared::domain::messages::BackupReason;
+use lifeboat_shared::domain::names::{ClusterName, PolicyName};
+use lifeboat_shared::domain::policy::Config;
+use lifeboat_shared::domain::records::{BackupRecord, BackupState};
+use lifeboat_shared::domain::retention::Options;
+use lifeboat_shared::layout;
+use lifeboat_shared::ports::object_store::stream_from_bytes;
+use lifeboat_shared::ports::{
+    BatchOp, ETag, Entity, ObjectStore, Page, PutOptions, Query, StateStore, StateStoreError,
+};
+use lifeboat_shared::workflows::prune;
+
+const CONFIG: &str = "apiVersion: lifeboat.io/v1alpha1
+kind: Cluster
+metadata: { name: prod }
+spec: { region: westeurope, kubeconfig: {} }
+---
+apiVersion: lifeboat.io/v1alpha1
+kind: BackupPolicy
+metadata: { name: nightly }
+spec: { clusters: [prod], schedule: '0 0 2 * * *', rpo: 26h, retention: { keepLast: 2, daily: 3 } }
+";
+
+fn start() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 1, 2, 0, 0).unwrap()
+}
+
+struct World {
+    _dir: tempfile::TempDir,
+    state: SqliteStateStore,
+    objects: LocalDirObjectStore,
+    config: Config,
+    cluster: ClusterName,
+}
+
+impl World {
+    fn new() -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        // The embedded defaults' layout of a data directory, so `lifeboat prune --data` reads it.
+        let state = SqliteStateStore::open(&dir.path().join("state.sqlite")).unwrap();
+        let objects = LocalDirObjectStore::open(dir.path().join("objects")).unwrap();
+        let config = Config::from_sources([("p.yaml", CONFIG)]).unwrap();
+        Self { _dir: dir, state, objects, config, cluster: ClusterName::new("prod").unwrap() }
+    }
+
+    /// A backup of the nightly slot `day` days after the start, with two blobs, in `state`.
+    async fn backup(&self, day: i64, state: BackupState) -> BackupId {
+        let policy = PolicyName::new("nightly").unwrap();
+        let slot = start() + Duration::days(day);
+        let id = BackupId::scheduled(&policy, slot);
+        let mut record =
+            BackupRecord::requested(id.clone(), self.cluster.clone(), policy, BackupReason::Scheduled { slot }, slot);
+        record.state = state;
+        catalog::claim(&self.state, &record).await.unwrap();
+        for key in [layout::archive_key(&self.cluster, &id), layout::manifest_key(&self.cluster, &id)] {
+            self.objects.put(&key, stream_from_bytes(b"x".to_vec()), PutOptions::default()).await.unwrap();
+        }
+        id
+    }
+
+    async fn catalog_ids(&self) -> BTreeSet<String> {
+        catalog::list(&self.state, &self.cluster).await.unwrap().iter().map(|r| r.backup_id.to_string()).collect()
+    }
+
+    async fn blob_count(&self, id: &BackupId) -> usize {
+        self.objects.list(&layout::backup_prefix(&self.cluster, id), None, 100).await.unwrap().objects.len()
+    }
+
+    async fn prune(&self, now: DateTime<Utc>, dry_run: bool) -> prune::PruneReport {
+        prune::run(&self.config, &self.state, &self.objects, &Options::at(now), dry_run).await.unwrap()
+    }
+}
+
+#[tokio::test]
+async fn prune_removes_exactly_what_retention_says_blobs_then_entry_and_is_idempotent() {
+    let world = World::new();
+    let mut ids = Vec::new();
+    for day in 0..10 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    // Held (legal hold), and read by a running restore whose lease has not ended.
+    world.state.upsert(layout::TABLE_HOLDS, &Entity::new("prod", ids[1].as_str())).await.unwrap();
+    let lease = Entity::new("prod", format!("{}.restore-1", ids[2])).with("until", "2026-12-01T00:00:00Z");
+    world.state.upsert(layout::TABLE_BACKUP_READERS, &lease).await.unwrap();
+    // A restore that ended (lease over) protects nothing.
+    let old_lease = Entity::new("prod", format!("{}.restore-0", ids[3])).with("until", "2026-11-05T00:00:00Z");
+    world.state.upsert(layout::TABLE_BACKUP_READERS, &old_lease).await.unwrap();
+    let stuck = {
+        let policy = PolicyName::new("nightly").unwrap();
+        let id = BackupId::on_demand(&policy, "req-1");
+        let created = start() + Duration::days(5);
+        let mut record = BackupRecord::requested(
+            id.clone(),
+            world.cluster.clone(),
+            policy,
+            BackupReason::OnDemand { request_id: "req-1".into(), requested_by: None },
+            created,
+        );
+        record.state = BackupState::WaitingForSnapshots;
+        catalog::claim(&world.state, &record).await.unwrap();
+        world
+            .objects
+            .put(&layout::archive_key(&world.cluster, &id), stream_from_bytes(b"x".to_vec()), PutOptions::default())
+            .await
+            .unwrap();
+        id
+    };
+    let now = start() + Duration::days(9) + Duration::hours(6);
+
+    let before = world.catalog_ids().await;
+    let dry = world.prune(now, true).await;
+    assert_eq!(world.catalog_ids().await, before, "a dry run changes nothing");
+    let would: BTreeSet<String> =
+        dry.backups.iter().filter(|b| !b.decision.is_kept()).map(|b| b.backup_id.to_string()).collect();
+
+    let report = world.prune(now, false).await;
+    let removed: BTreeSet<String> =
+        report.backups.iter().filter(|b| b.removed).map(|b| b.backup_id.to_string()).collect();
+    // keepLast 2: days 8, 9; daily 3: days 7, 8, 9; held: day 1; read: day 2; the stuck
+    // uncommitted one is older than a day: swept.
+    let expected: BTreeSet<String> =
+        [0, 3, 4, 5, 6].iter().map(|&d| ids[d].to_string()).chain([stuck.to_string()]).collect();
+    assert_eq!(removed, expected, "{}", report.summary());
+    assert_eq!(would, expected, "the dry run listed exactly what went");
+    for id in &ids[..] {
+        let gone = expected.contains(id.as_str());
+        assert_eq!(world.blob_count(id).await, if gone { 0 } else { 2 }, "blobs of {id}");
+    }
+    assert_eq!(world.blob_count(&stuck).await, 0);
+    let kept: BTreeSet<String> = [1, 2, 7, 8, 9].iter().map(|&d| ids[d].to_string()).collect();
+    assert_eq!(world.catalog_ids().await, kept);
+
+    let again = world.prune(now, false).await;
+    assert!(again.backups.iter().all(|b| b.decision.is_kept() && !b.removed), "{}", again.summary());
+}
+
+#[tokio::test]
+async fn an_interrupted_removal_is_finished_by_the_next_run() {
+    let world = World::new();
+    let mut ids = Vec::new();
+    for day in 0..3 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    // A run crashed after marking the oldest Deleting.
+    let (mut record, etag) = catalog::get(&world.state, &world.cluster, &ids[0]).await.unwrap().unwrap();
+    record.move_to(BackupState::Deleting, start()).unwrap();
+    catalog::save(&world.state, &record, &etag).await.unwrap();
+
+    let report = world.prune(start() + Duration::days(3), false).await;
+    let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
+    assert!(judged.removed && judged.blobs_deleted == 2, "{judged:?}");
+    assert_eq!(world.catalog_ids().await.len(), 2);
+}
+
+/// A state store where someone else saves each backup entry just before prune marks it.
+struct Racing(SqliteStateStore);
+
+#[async_trait::async_trait]
+impl StateStore for Racing {
+    async fn insert(&self, t: &str, e: &Entity) -> Result<ETag, StateStoreError> {
+        self.0.insert(t, e).await
+    }
+    async fn upsert(&self, t: &str, e: &Entity) -> Result<ETag, StateStoreError> {
+        self.0.upsert(t, e).await
+    }
+    async fn update(&self, t: &str, e: &Entity, if_match: &ETag) -> Result<ETag, StateStoreError> {
+        if t == layout::TABLE_BACKUPS {
+            let current = self.0.get(t, &e.partition_key, &e.row_key).await?.expect("entry");
+            self.0.upsert(t, &current).await?; // a concurrent writer: new ETag
+        }
+        self.0.update(t, e, if_match).await
+    }
+    async fn get(&self, t: &str, pk: &str, rk: &str) -> Result<Option<Entity>, StateStoreError> {
+        self.0.get(t, pk, rk).await
+    }
+    async fn delete(&self, t: &str, pk: &str, rk: &str, m: Option<&ETag>) -> Result<(), StateStoreError> {
+        self.0.delete(t, pk, rk, m).await
+    }
+    async fn query(&self, t: &str, q: &Query) -> Result<Page, StateStoreError> {
+        self.0.query(t, q).await
+    }
+    async fn transact(&self, t: &str, pk: &str, ops: &[BatchOp]) -> Result<Vec<Option<ETag>>, StateStoreError> {
+        self.0.transact(t, pk, ops).await
+    }
+}
+
+#[tokio::test]
+async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
+    let world = World::new();
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let World { state, objects, config, cluster, _dir } = world;
+    let racing = Racing(state);
+    let now = start() + Duration::days(4);
+    let report = prune::run(&config, &racing, &objects, &Options::at(now), false).await.unwrap();
+    let going: Vec<_> = report.backups.iter().filter(|b| !b.decision.is_kept()).collect();
+    assert_eq!(going.len(), 1, "{}", report.summary()); // keepLast 2, daily 3: day 0 goes
+    assert!(!going[0].removed && going[0].blobs_deleted == 0, "{:?}", going[0]);
+    assert_eq!(catalog::list(&racing, &cluster).await.unwrap().len(), 4, "nothing deleted under a changed entry");
+    let archive = layout::archive_key(&cluster, &ids[0]);
+    assert!(objects.head(&archive).await.is_ok(), "its blobs stay");
+}
+
+#[tokio::test]
+async fn the_cli_dry_run_prints_what_would_go_and_changes_nothing_then_prune_removes_it() {
+    let world = World::new();
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let data = world._dir.path();
+    let config = data.join("policy.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let lifeboat = |extra: &[&str]| {
+        let mut args = vec!["prune", "--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()];
+        args.extend(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    // The backups are from November 2026's first days; now is later, so the newest 2 (keepLast)
+    // and 3 days (daily) stay and day 0 goes.
+    let dry = lifeboat(&["--dry-run"]);
+    let line = dry.lines().find(|l| l.contains(ids[0].as_str())).unwrap_or_default();
+    assert!(line.contains("would remove") && line.contains("no rule keeps it"), "{dry}");
+    assert!(dry.contains("would remove 1"), "{dry}");
+    assert_eq!(world.catalog_ids().await.len(), 4, "a dry run changes nothing");
+    let done = lifeboat(&[]);
+    assert!(done.contains("removed 1"), "{done}");
+    assert!(!world.catalog_ids().await.contains(ids[0].as_str()));
+    assert_eq!(world.blob_count(&ids[0]).await, 0);
+}
+
+#[tokio::test]
+async fn a_hold_placed_from_the_cli_keeps_a_backup_until_it_is_lifted() {
+    let world = World::new();
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let data = world._dir.path();
+    let config = data.join("policy.yaml");
+    std::fs::write(&config, CONFIG).unwrap();
+    let lifeboat = |args: &[&str]| {
+        let mut args = args.to_vec();
+        args.extend(["--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let oldest = ids[0].as_str();
+    lifeboat(&["hold", "place", "--cluster", "prod", oldest, "--reason", "case-42"]);
+    let list = lifeboat(&["hold", "list", "--cluster", "prod"]);
+    assert!(list.contains(oldest) && list.contains("case-42"), "{list}");
+    let held = lifeboat(&["prune"]);
+    let line = held.lines().find(|l| l.contains(oldest)).unwrap_or_default();
+    assert!(line.contains("kept") && line.contains("pinned"), "{held}");
+    assert!(world.catalog_ids().await.contains(oldest));
+    lifeboat(&["hold", "lift", "--cluster", "prod", oldest]);
+    let done = lifeboat(&["prune"]);
+    assert!(done.contains("removed 1"), "{done}");
+    assert!(!world.catalog_ids().await.contains(oldest));
+}
