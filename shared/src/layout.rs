@@ -14,6 +14,8 @@ pub const TABLE_BACKUPS: &str = "backups";
 pub const TABLE_RESTORES: &str = "restores";
 /// Messages refused by handlers: partition = queue, row = message id.
 pub const TABLE_DEAD_LETTERS: &str = "deadletters";
+/// Alert lifecycles: partition = cluster, row = alert id.
+pub const TABLE_ALERTS: &str = "alerts";
 
 /// The folder of one backup: `backups/{cluster}/{backup_id}/`.
 pub fn backup_prefix(cluster: &ClusterName, backup: &BackupId) -> String {

@@ -6,3 +6,4 @@ pub mod restore;
 pub mod retry;
 pub mod schedule_tick;
 pub mod snapshot_check;
+pub mod staleness;
