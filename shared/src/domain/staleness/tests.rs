@@ -70,7 +70,8 @@ fn conditions_of_one_target() {
     use BackupState::*;
     use Condition::*;
     use Severity::*;
-    let cases: Vec<(&str, Vec<BackupRecord>, i64, Vec<(Condition, Severity)>)> = vec![
+    type Case = (&'static str, Vec<BackupRecord>, i64, Vec<(Condition, Severity)>);
+    let cases: Vec<Case> = vec![
         ("fresh replicated backup", vec![record("b1", 0, Replicated)], 1, vec![]),
         ("7h of a 10h RPO", vec![record("b1", 0, Replicated)], 7, vec![]),
         ("8h: 80 % of the RPO warns", vec![record("b1", 0, Replicated)], 8, vec![(Rpo, Warning)]),
@@ -155,7 +156,8 @@ fn lifecycle_fires_once_repeats_on_schedule_and_resolves_once() {
     let warn = vec![finding(Severity::Warning, "nightly: old")];
     let crit = vec![finding(Severity::Critical, "nightly: older")];
     // (hour, findings, expected notification: (number, state) or None)
-    let steps: Vec<(i64, &[Finding], Option<(u32, AlertState)>)> = vec![
+    type Step<'a> = (i64, &'a [Finding], Option<(u32, AlertState)>);
+    let steps: Vec<Step> = vec![
         (0, &[], None),
         (1, &warn, Some((1, AlertState::Firing))),
         (2, &warn, None),
