@@ -1,5 +1,6 @@
 //! Adapters: the technologies behind the ports.
 
+pub mod alert_config;
 pub mod alert_fanout;
 #[cfg(feature = "azure")]
 pub mod azure;

@@ -5,14 +5,44 @@ use std::path::PathBuf;
 
 use serde::{Deserialize, Serialize};
 
-/// Where a secret is read from.
+/// Where a secret is read from: `{ file: PATH }` or `{ env: NAME }`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+#[serde(try_from = "SecretSpec", into = "SecretSpec")]
 pub enum SecretSource {
     /// A file holding the secret (surrounding whitespace is trimmed): a mounted Key Vault secret.
     File(PathBuf),
     /// An environment variable holding it (an app setting, possibly a Key Vault reference).
     Env(String),
+}
+
+/// The written form of a [`SecretSource`] (YAML enums would otherwise need tags).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SecretSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    file: Option<PathBuf>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    env: Option<String>,
+}
+
+impl TryFrom<SecretSpec> for SecretSource {
+    type Error = &'static str;
+    fn try_from(spec: SecretSpec) -> Result<Self, Self::Error> {
+        match (spec.file, spec.env) {
+            (Some(file), None) => Ok(SecretSource::File(file)),
+            (None, Some(env)) => Ok(SecretSource::Env(env)),
+            _ => Err("set exactly one of file and env"),
+        }
+    }
+}
+
+impl From<SecretSource> for SecretSpec {
+    fn from(source: SecretSource) -> Self {
+        match source {
+            SecretSource::File(file) => SecretSpec { file: Some(file), env: None },
+            SecretSource::Env(env) => SecretSpec { file: None, env: Some(env) },
+        }
+    }
 }
 
 /// A secret value.

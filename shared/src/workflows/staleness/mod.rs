@@ -12,7 +12,6 @@ pub mod store;
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::catalog;
 use crate::domain::names::ClusterName;
@@ -27,13 +26,11 @@ use crate::ports::{AlertSink, ClusterConnector, StateStore};
 use crate::restores;
 
 /// Tuning of the workflow.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields, default)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct StalenessSettings {
     /// When conditions count as problems.
     pub thresholds: Thresholds,
     /// How a firing alert repeats.
-    #[serde(flatten)]
     pub timing: AlertTiming,
     /// Skip the orphan scan (which lists VolumeSnapshots in every cluster).
     pub skip_orphan_scan: bool,
