@@ -9,10 +9,10 @@
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-/// The header carrying the signature.
-pub const SIGNATURE_HEADER: &str = "X-Lifeboat-Signature";
+/// The header carrying the signature (lowercase: header names are case-insensitive).
+pub const SIGNATURE_HEADER: &str = "x-lifeboat-signature";
 /// The header carrying the signing time (Unix seconds).
-pub const TIMESTAMP_HEADER: &str = "X-Lifeboat-Timestamp";
+pub const TIMESTAMP_HEADER: &str = "x-lifeboat-timestamp";
 
 fn mac(key: &[u8], timestamp: i64, body: &[u8]) -> Hmac<Sha256> {
     // HMAC accepts keys of any length.
