@@ -209,3 +209,6 @@ async fn put_back(
         tracing::warn!(alert.id = alert_id, "putting back the alert status failed: {e}");
     }
 }
+
+#[cfg(test)]
+mod tests;
