@@ -64,3 +64,44 @@ impl AlertSink for TeamsAlertSink {
         self.poster.post(teams_payload(alert).to_string().into_bytes(), &[]).await
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::domain::names::ClusterName;
+
+    #[test]
+    fn the_card_lists_each_finding_and_is_wrapped_for_workflows() {
+        let alert = Alert {
+            schema_version: 1,
+            alert_id: "health.prod".into(),
+            cluster: ClusterName::new("prod").unwrap(),
+            state: AlertState::Firing,
+            severity: Severity::Critical,
+            summary: "2 problem(s) on prod: a: old; b: older".into(),
+            notification: 3,
+            at: chrono::Utc.with_ymd_and_hms(2026, 11, 22, 10, 0, 0).unwrap(),
+        };
+        let p = teams_payload(&alert);
+        assert_eq!(p["type"], "message");
+        let card = &p["attachments"][0];
+        assert_eq!(card["contentType"], "application/vnd.microsoft.card.adaptive");
+        assert_eq!(card["content"]["type"], "AdaptiveCard");
+        let body = card["content"]["body"].as_array().unwrap();
+        assert_eq!(body[0]["text"], "[CRITICAL] Lifeboat: prod");
+        assert_eq!(body[0]["color"], "Attention");
+        assert_eq!(body[1]["text"], "- a: old");
+        assert_eq!(body[2]["text"], "- b: older");
+        let slack = crate::adapters::webhook::slack_payload(&alert);
+        assert_eq!(slack["text"], "[CRITICAL] Lifeboat: prod");
+        assert_eq!(slack["blocks"][1]["text"]["text"], "• a: old\n• b: older");
+    }
+
+    #[test]
+    fn a_non_http_url_is_refused_without_echoing_it() {
+        let err = TeamsAlertSink::new("oncall", "ftp://secret-token@host/x").unwrap_err();
+        assert_eq!(err.to_string(), "the webhook URL of sink oncall is not a valid http(s) URL");
+    }
+}
