@@ -231,3 +231,12 @@ async fn status_answers_as_an_invocation_and_as_a_forwarded_request() {
     let (status, _) = send(&h, Request::get("/healthz").body(Body::empty()).expect("request")).await;
     assert_eq!(status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn staleness_runs_as_a_timer_invocation() {
+    let h = harness(Some(support::HOURLY_POLICY));
+    let timer = json!({ "Data": { "timer": { "IsPastDue": false } }, "Metadata": {} }).to_string();
+    let (status, body) = invoke(&h, "staleness", timer).await;
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert!(logs(&body).contains("staleness: 0 unhealthy cluster(s), 0 notification(s)"), "{body}");
+}
