@@ -5,9 +5,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::Context;
+use lifeboat_shared::adapters::alert_config::AlertsConfig;
 use lifeboat_shared::adapters::kube::KubeconfigConnector;
 use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
-use lifeboat_shared::adapters::log_alert::LogAlertSink;
 use lifeboat_shared::adapters::sqlite::{QueueSettings, SqliteQueue, SqliteStateStore};
 use lifeboat_shared::domain::policy::Config;
 use lifeboat_shared::ports::{
@@ -29,6 +29,8 @@ pub struct Settings {
     pub backup: BackupSettings,
     /// Tuning of restores, and the identities that decrypt archives.
     pub restore: RestoreSettings,
+    /// Staleness thresholds, alert repetition and sinks (from [`crate::alerts::ALERTS_FILE_VAR`]).
+    pub alerts: AlertsConfig,
 }
 
 impl Default for Settings {
@@ -37,6 +39,7 @@ impl Default for Settings {
             tick_period: chrono::Duration::minutes(5),
             backup: BackupSettings::default(),
             restore: RestoreSettings::default(),
+            alerts: AlertsConfig::default(),
         }
     }
 }
@@ -46,12 +49,16 @@ impl Default for Settings {
 pub const AGE_IDENTITY_FILE_VAR: &str = "LIFEBOAT_AGE_IDENTITY_FILE";
 
 impl Settings {
-    /// The defaults, with the age identities of [`AGE_IDENTITY_FILE_VAR`] when it is set.
+    /// The defaults, with the age identities of [`AGE_IDENTITY_FILE_VAR`] and the alerts
+    /// settings of [`crate::alerts::ALERTS_FILE_VAR`] when they are set.
     ///
     /// # Errors
-    /// When the file named cannot be read or holds no identity.
+    /// When a file named cannot be read or is invalid.
     pub fn from_env() -> anyhow::Result<Self> {
         let mut settings = Settings::default();
+        if let Some(path) = std::env::var_os(crate::alerts::ALERTS_FILE_VAR) {
+            settings.alerts = crate::alerts::load(Path::new(&path))?;
+        }
         if let Some(path) = std::env::var_os(AGE_IDENTITY_FILE_VAR) {
             let path = PathBuf::from(path);
             let text = std::fs::read_to_string(&path)
@@ -157,7 +164,7 @@ pub fn embedded_with_clock(
 }
 
 /// The composition root: builds the app with state and objects where `storage` says (see
-/// [`crate::storage`]), messages sent where `bus` says (see [`crate::bus`]), alerts to the log.
+/// [`crate::storage`]), messages sent where `bus` says (see [`crate::bus`]), alerts where the settings say (see [`crate::alerts`]).
 ///
 /// With the embedded bus the SQLite queues under `data` are returned too, and the app receives
 /// from them (the local runtime pumps them). With Service Bus the app only sends: the Functions
@@ -192,13 +199,14 @@ pub fn build(
         BusChoice::ServiceBus(service_bus) => (service_bus.open()?, None, None),
     };
     let functions = function_defs::all().context("reading function definitions")?;
+    let alerts = crate::alerts::build(&settings.alerts, &sender).context("building the alert sinks")?;
     let app = AppState {
         config: Arc::new(config),
         state,
         objects,
         bus: sender,
         queues,
-        alerts: Arc::new(LogAlertSink),
+        alerts,
         clusters: Arc::new(KubeconfigConnector::default()),
         clock,
         settings,

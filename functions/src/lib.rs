@@ -2,6 +2,7 @@
 //! handler and the local runtime), and the operator CLI.
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used))]
 
+pub mod alerts;
 pub mod app;
 pub mod bus;
 pub mod cli;

@@ -21,6 +21,8 @@ pub const TABLE_HOLDS: &str = "holds";
 /// property `until` (RFC 3339): the lease's end, renewed by the restore while it runs, so a
 /// crashed restore does not hold a backup forever. Retention never removes a leased backup.
 pub const TABLE_BACKUP_READERS: &str = "backupreaders";
+/// Alert lifecycles: partition = cluster, row = alert id.
+pub const TABLE_ALERTS: &str = "alerts";
 
 /// The folder of one backup: `backups/{cluster}/{backup_id}/`.
 pub fn backup_prefix(cluster: &ClusterName, backup: &BackupId) -> String {

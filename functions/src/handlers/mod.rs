@@ -187,7 +187,7 @@ async fn run(app: &AppState, function: &FunctionDef, input: TriggerInput) -> Res
     match (function.name, input) {
         ("schedule_tick", TriggerInput::Timer(t)) => schedule_tick::handle(app, t).await,
         ("prune", TriggerInput::Timer(t)) => prune::handle(app, t).await,
-        ("staleness", TriggerInput::Timer(_)) => staleness::handle(),
+        ("staleness", TriggerInput::Timer(t)) => staleness::handle(app, t).await,
         ("drill", TriggerInput::Timer(_)) => drill::handle(),
         ("backup", TriggerInput::Message(m)) => backup::handle(app, &m).await,
         ("snapshot_check", TriggerInput::Message(m)) => snapshot_check::handle(app, &m).await,

@@ -13,3 +13,4 @@ pub mod restore_request;
 pub mod retention;
 pub mod schedule;
 pub mod selection;
+pub mod staleness;

@@ -7,3 +7,4 @@ pub mod restore;
 pub mod retry;
 pub mod schedule_tick;
 pub mod snapshot_check;
+pub mod staleness;
