@@ -12,3 +12,4 @@ pub mod restore_access;
 pub mod restore_request;
 pub mod schedule;
 pub mod selection;
+pub mod shards;

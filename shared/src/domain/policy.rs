@@ -174,6 +174,13 @@ fn yes() -> bool {
     true
 }
 
+fn one_shard() -> u32 {
+    1
+}
+
+/// The most shards a policy may ask for.
+pub const MAX_SHARDS: u32 = 64;
+
 /// A backup policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
@@ -194,6 +201,12 @@ pub struct PolicySpec {
     /// Volume data.
     #[serde(default)]
     pub volumes: Volumes,
+    /// How many parts a backup of one cluster is split into, each handled by its own `backup`
+    /// message in parallel and joined into one committed backup (namespaces are spread by a
+    /// stable hash of their name; cluster-scoped objects go with part 0). 1, the default,
+    /// backs up in one piece.
+    #[serde(default = "one_shard")]
+    pub shards: u32,
     /// What to keep.
     pub retention: Retention,
     /// The second region, if any.
@@ -437,6 +450,9 @@ fn check_policy(policy: &Policy) -> Vec<(&'static str, String)> {
     }
     if spec.rpo.is_zero() {
         problems.push(("spec.rpo", "must be longer than zero".to_owned()));
+    }
+    if !(1..=MAX_SHARDS).contains(&spec.shards) {
+        problems.push(("spec.shards", format!("must be between 1 and {MAX_SHARDS}")));
     }
     if !spec.retention.keeps_something() {
         problems
