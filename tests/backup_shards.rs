@@ -32,6 +32,7 @@ struct World {
     app: AppState,
     queue: Arc<SqliteQueue>,
     clock: Arc<ManualClock>,
+    identity: String,
     _dir: tempfile::TempDir,
 }
 
@@ -71,6 +72,9 @@ async fn world() -> World {
     let dir = tempfile::tempdir().expect("tempdir");
     let kubeconfig = dir.path().join("kubeconfig");
     server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    // Encrypted: the parts are read back by the join, which holds no identity; the joined
+    // archive is encrypted to the policy's recipient.
+    let (identity, recipient) = lifeboat_shared::archive::generate_identity();
     let yaml = format!(
         r#"
 apiVersion: lifeboat.io/v1alpha1
@@ -87,6 +91,7 @@ spec:
   rpo: 2h
   retention: {{ keepLast: 24 }}
   shards: 3
+  encryption: {{ ageRecipients: ["{recipient}"] }}
 "#,
         kubeconfig.display()
     );
@@ -96,7 +101,7 @@ spec:
     settings.backup.snapshot_poll = Duration::from_secs(2);
     let (app, queue) =
         embedded_with_clock(&DataDir::new(&dir.path().join("data")), config, settings, clock.clone()).expect("app");
-    World { server, app, queue, clock, _dir: dir }
+    World { server, app, queue, clock, identity, _dir: dir }
 }
 
 async fn deliver(w: &World, function: &str, message: &ReceivedMessage) -> String {
@@ -190,7 +195,10 @@ async fn a_sharded_backup_commits_one_archive_with_every_object_once_and_every_s
     let (_, archive) = w.app.objects.get(&manifest.archive.key, None).await.expect("archive");
     let bytes = collect_bytes(archive).await.expect("read archive");
     assert_eq!(bytes.len() as u64, manifest.archive.stored_bytes);
-    let mut reader = ArchiveReader::new(bytes.as_slice(), &ReadOptions::default()).expect("reader");
+    assert!(manifest.archive.encryption.is_some(), "encrypted as the policy says");
+    let options = ReadOptions { identities: vec![w.identity.clone()], ..ReadOptions::default() };
+    let mut reader = ArchiveReader::new(bytes.as_slice(), &options).expect("reader");
+    assert!(reader.is_encrypted());
     let mut in_archive = BTreeMap::new();
     for entry in reader.entries().expect("entries") {
         let entry = entry.expect("entry");
@@ -227,6 +235,12 @@ async fn a_sharded_backup_commits_one_archive_with_every_object_once_and_every_s
         "resources/customresourcedefinitions.apiextensions.k8s.io/cluster/widgets.example.lifeboat.io.json"
     ));
     assert_eq!(listed.keys().filter(|p| p.starts_with("resources/persistentvolumes/cluster/")).count(), 1);
+
+    // Restores read it as any backup: every object, each checked against its digest.
+    let read = lifeboat_shared::workflows::restore::source::read_objects(w.app.objects.as_ref(), &manifest, options)
+        .await
+        .expect("a restore reads the joined archive");
+    assert_eq!(read.len(), manifest.objects.len());
 
     // The parts are gone once joined.
     let page = w.app.objects.list(&format!("backups/prod/{id}/parts/"), None, 100).await.expect("list");
