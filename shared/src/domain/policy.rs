@@ -639,6 +639,19 @@ spec:
     }
 
     #[test]
+    fn shards_default_to_one_and_are_bounded() {
+        let config = Config::from_sources([("p.yaml", GOOD)]).unwrap();
+        assert_eq!(config.policies.values().next().unwrap().spec.shards, 1, "unsharded unless asked");
+        let four = format!("{GOOD}  shards: 4\n");
+        let config = Config::from_sources([("p.yaml", four.as_str())]).unwrap();
+        assert_eq!(config.policies.values().next().unwrap().spec.shards, 4);
+        for bad in [0, MAX_SHARDS + 1] {
+            let errors = errors_of(&format!("{GOOD}  shards: {bad}\n"));
+            assert_eq!(errors[0].field, "spec.shards", "{errors:?}");
+        }
+    }
+
+    #[test]
     fn a_policy_that_keeps_nothing_is_refused() {
         let errors = errors_of(&GOOD.replace("{ keepLast: 7, daily: 14 }", "{ keepLast: 0 }"));
         assert_eq!(errors[0].field, "spec.retention", "{errors:?}");
