@@ -17,10 +17,12 @@ use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::export::{ExportError, ExportResult};
 use super::shards::{PartDoc, load_part, running_record};
-use super::{BackupError, BackupSettings, Deps, Outcome, commit, hand_over, recipients, target};
+use super::{BackupError, BackupSettings, Deps, Outcome, commit, hand_over, recipients, send_check, target};
 use crate::archive::{ArchiveOptions, ArchiveReader, ArchiveWriter, ChannelWriter, EntryRecord, ReadOptions, channel};
+use crate::catalog;
 use crate::domain::messages::BackupRequest;
 use crate::domain::policy::Config;
+use crate::domain::records::BackupState;
 use crate::layout;
 use crate::ports::object_store::{ObjectStoreError, PutOptions};
 use crate::workflows::retry::with_retry;
@@ -40,6 +42,12 @@ pub(crate) async fn run(
     let (mut record, etag) = match running_record(deps, request).await? {
         Ok(found) => found,
         Err(done) => {
+            if done == BackupState::WaitingForSnapshots
+                && let Some((record, _)) = catalog::get(deps.state, &request.cluster, &request.backup_id).await?
+            {
+                // A join that stopped after the hand-over: make sure the first check is on its way.
+                send_check(deps, &record, 1, settings).await?;
+            }
             delete_parts(deps, request, count).await;
             return Ok(Outcome::AlreadyDone(done));
         }
