@@ -397,10 +397,11 @@ async fn drive(w: &World, app: &AppState) -> Option<BackupState> {
     None
 }
 
-/// One run with a crash at write number `n`: returns whether the crash point was reached.
-async fn crash_at(n: usize, when: crash::When) -> bool {
+/// One run with a crash at write number `n` (of a policy with `spec_extra`): returns whether
+/// the crash point was reached.
+async fn crash_at(n: usize, when: crash::When, spec_extra: &str) -> bool {
     use crash::*;
-    let w = world("").await;
+    let w = world(spec_extra).await;
     let c = Crash::new(n, when);
     let mut app = w.app.clone();
     app.state = Arc::new(CrashingState(Arc::clone(&w.app.state), Arc::clone(&c)));
@@ -426,20 +427,30 @@ async fn crash_at(n: usize, when: crash::When) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_crash_at_any_write_is_finished_by_redelivery_with_nothing_doubled() {
+    crash_at_every_write("", 20).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_sharded_backup_crashed_at_any_write_is_finished_by_redelivery_with_nothing_doubled() {
+    // Split, parts, joins and checks: more writes than unsharded.
+    crash_at_every_write("  shards: 3", 40).await;
+}
+
+async fn crash_at_every_write(spec_extra: &str, at_least: usize) {
     let mut points = 0;
     for when in [crash::When::Before, crash::When::After] {
         // Four runs at a time; stop once the crash point lies beyond the chain's last write.
         let mut n = 1;
         loop {
-            let batch: Vec<_> = (n..n + 4).map(|k| crash_at(k, when)).collect();
+            let batch: Vec<_> = (n..n + 4).map(|k| crash_at(k, when, spec_extra)).collect();
             let reached = futures_util::future::join_all(batch).await;
             points += reached.iter().filter(|r| **r).count();
             if reached.iter().any(|r| !r) {
                 break;
             }
             n += 4;
-            assert!(n < 100, "the chain never ran out of writes");
+            assert!(n < 200, "the chain never ran out of writes");
         }
     }
-    assert!(points >= 20, "too few crash points exercised: {points}");
+    assert!(points >= at_least, "too few crash points exercised: {points}");
 }

@@ -112,6 +112,7 @@ async fn measure(count: usize, runs: usize, parallelism: usize) -> anyhow::Resul
         reason: BackupReason::OnDemand { request_id: "bench".into(), requested_by: None },
         priority: Priority::High,
         requested_at: chrono::Utc::now(),
+        step: lifeboat_shared::domain::messages::BackupStep::Whole,
     };
     let deps =
         backup::Deps { state: &state, objects: &objects, bus: &bus, cluster: &source_cluster, now: chrono::Utc::now() };

@@ -45,6 +45,17 @@ pub fn export_key(cluster: &ClusterName, backup: &BackupId) -> String {
     format!("{}export.json", backup_prefix(cluster, backup))
 }
 
+/// The archive of part `index` of a sharded backup, deleted once the parts are joined.
+pub fn part_archive_key(cluster: &ClusterName, backup: &BackupId, index: u32) -> String {
+    format!("{}parts/{index}.tar.zst", backup_prefix(cluster, backup))
+}
+
+/// What part `index` of a sharded backup found, written last by that part: its presence
+/// marks the part done.
+pub fn part_export_key(cluster: &ClusterName, backup: &BackupId, index: u32) -> String {
+    format!("{}parts/{index}.json", backup_prefix(cluster, backup))
+}
+
 /// The per-object results of one restore (and, for a dry run, its plan).
 pub fn restore_results_key(target: &ClusterName, restore_id: &str) -> String {
     format!("restores/{target}/{restore_id}/results.json")

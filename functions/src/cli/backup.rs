@@ -4,7 +4,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use lifeboat_shared::domain::ids::BackupId;
-use lifeboat_shared::domain::messages::{BackupReason, BackupRequest, Message, Priority, encode};
+use lifeboat_shared::domain::messages::{BackupReason, BackupRequest, BackupStep, Message, Priority, encode};
 use lifeboat_shared::domain::names::{ClusterName, PolicyName};
 use lifeboat_shared::ports::OutgoingMessage;
 use serde_json::json;
@@ -73,6 +73,7 @@ pub(crate) async fn run(command: Command) -> anyhow::Result<ExitCode> {
         reason: BackupReason::OnDemand { request_id, requested_by: std::env::var("USER").ok() },
         priority: Priority::High,
         requested_at: app.clock.now(),
+        step: BackupStep::Whole,
     };
     let mut message = OutgoingMessage::json(BackupRequest::QUEUE.name(), request.message_id(), encode(&request));
     message.correlation_id = Some(request.backup_id.to_string());

@@ -46,6 +46,9 @@ pub(crate) fn describe(request: &BackupRequest, outcome: &BackupOutcome) -> Stri
         BackupOutcome::WaitingForSnapshots { snapshots } => {
             format!("backup {id}: waiting for {snapshots} volume snapshot(s)")
         }
+        BackupOutcome::Split { parts } => format!("backup {id} split into {parts} parts"),
+        BackupOutcome::PartDone { index } => format!("backup {id}: part {index} written"),
+        BackupOutcome::WaitingForParts { done, of } => format!("backup {id}: {done} of {of} parts written"),
         BackupOutcome::AlreadyDone(state) => format!("backup {id} is already {state:?}: nothing to do"),
         BackupOutcome::Failed(reason) => format!("backup {id} failed: {reason}"),
     }

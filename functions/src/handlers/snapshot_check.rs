@@ -47,5 +47,9 @@ fn describe(check: &SnapshotCheck, outcome: &BackupOutcome) -> String {
         }
         BackupOutcome::AlreadyDone(state) => format!("backup {id} is already {state:?}"),
         BackupOutcome::Failed(reason) => format!("backup {id} failed: {reason}"),
+        // Steps of the `backup` message, never the outcome of a check.
+        BackupOutcome::Split { .. } | BackupOutcome::PartDone { .. } | BackupOutcome::WaitingForParts { .. } => {
+            format!("backup {id}: still being written")
+        }
     }
 }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ids::BackupId;
 use super::names::{ClusterName, PolicyName};
+use super::shards::Shard;
 
 /// The queues and topics of the architecture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -208,13 +209,42 @@ pub struct BackupRequest {
     pub priority: Priority,
     /// When it was requested.
     pub requested_at: DateTime<Utc>,
+    /// Which step of the backup this message asks for: the whole backup (the default, what
+    /// schedules and people send), one part of a sharded one, or the join of its parts.
+    #[serde(default, skip_serializing_if = "BackupStep::is_whole")]
+    pub step: BackupStep,
+}
+
+/// The step of a backup a [`BackupRequest`] asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub enum BackupStep {
+    /// The backup (split into shards when its policy says so).
+    #[default]
+    Whole,
+    /// One part of a sharded backup.
+    Shard(Shard),
+    /// Join the parts into the one archive, once every part is done; sent by each part as it
+    /// ends, naming that part (so each part's join is a distinct message).
+    Join(Shard),
+}
+
+impl BackupStep {
+    /// Whether it is [`BackupStep::Whole`].
+    pub fn is_whole(&self) -> bool {
+        matches!(self, BackupStep::Whole)
+    }
 }
 
 impl Message for BackupRequest {
     const QUEUE: Queue = Queue::BackupRequests;
     const SCHEMA_VERSION: u32 = 1;
     fn message_id(&self) -> String {
-        format!("{}.{}", self.cluster, self.backup_id)
+        match self.step {
+            BackupStep::Whole => format!("{}.{}", self.cluster, self.backup_id),
+            BackupStep::Shard(s) => format!("{}.{}.shard-{}", self.cluster, self.backup_id, s.index),
+            BackupStep::Join(s) => format!("{}.{}.join-after-{}", self.cluster, self.backup_id, s.index),
+        }
     }
 }
 
@@ -426,7 +456,24 @@ mod tests {
             reason: BackupReason::Scheduled { slot: Utc::now() },
             priority: Priority::Normal,
             requested_at: Utc::now(),
+            step: BackupStep::Whole,
         }
+    }
+
+    #[test]
+    fn steps_have_distinct_ids_and_old_requests_still_decode() {
+        let whole = request();
+        let encoded = serde_json::to_value(&whole).unwrap();
+        assert!(encoded.get("step").is_none(), "a whole backup's body is what older builds wrote");
+        let shard = BackupRequest { step: BackupStep::Shard(Shard { index: 2, count: 3 }), ..whole.clone() };
+        let join = BackupRequest { step: BackupStep::Join(Shard { index: 2, count: 3 }), ..whole.clone() };
+        for r in [&shard, &join] {
+            let back: BackupRequest = decode(&encode(r)).unwrap();
+            assert_eq!(&back, r);
+        }
+        assert_eq!(shard.message_id(), "prod.nightly-20261122t020000z.shard-2");
+        assert_eq!(join.message_id(), "prod.nightly-20261122t020000z.join-after-2");
+        assert_ne!(whole.message_id(), shard.message_id());
     }
 
     #[test]

@@ -13,4 +13,5 @@ pub mod restore_request;
 pub mod retention;
 pub mod schedule;
 pub mod selection;
+pub mod shards;
 pub mod staleness;

@@ -15,7 +15,7 @@
 use chrono::{DateTime, Duration, Utc};
 
 use crate::domain::ids::BackupId;
-use crate::domain::messages::{BackupReason, BackupRequest, Message, Priority, encode};
+use crate::domain::messages::{BackupReason, BackupRequest, BackupStep, Message, Priority, encode};
 use crate::domain::policy::{Config, Target};
 use crate::domain::records::SlotClaimState;
 use crate::domain::schedule::due_slots;
@@ -221,6 +221,7 @@ async fn claim_and_send(
         reason: BackupReason::Scheduled { slot },
         priority: Priority::Normal,
         requested_at: now,
+        step: BackupStep::Whole,
     };
     let mut message = OutgoingMessage::json(BackupRequest::QUEUE.name(), request.message_id(), encode(&request));
     message.correlation_id = Some(backup_id.to_string());

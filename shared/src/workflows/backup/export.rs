@@ -17,6 +17,7 @@ use crate::domain::resources::ApiResourceInfo;
 use crate::domain::selection::{
     BACKUP_ID_LABEL, ClusterRef, cluster_references, crd_names, namespace_selected, plan_resources,
 };
+use crate::domain::shards::Shard;
 use crate::ports::cluster::{Cluster, ClusterError};
 use crate::ports::object_store::{ObjectStore, PutOptions};
 use crate::workflows::retry::{RetryPolicy, with_retry};
@@ -34,6 +35,9 @@ pub struct ExportOptions {
     pub retry: RetryPolicy,
     /// Archive format options (compression, encryption recipients).
     pub archive: ArchiveOptions,
+    /// The part of a sharded backup this export covers (its namespaces, and cluster-scoped
+    /// objects for part 0); `None` exports everything selected.
+    pub shard: Option<Shard>,
 }
 
 impl Default for ExportOptions {
@@ -44,6 +48,7 @@ impl Default for ExportOptions {
             queue_objects: 256,
             retry: RetryPolicy::default(),
             archive: ArchiveOptions::default(),
+            shard: None,
         }
     }
 }
@@ -247,6 +252,7 @@ pub async fn export(
         .iter()
         .filter_map(|n| n.pointer("/metadata/name").and_then(Value::as_str))
         .filter(|n| namespace_selected(n, selection))
+        .filter(|n| options.shard.is_none_or(|s| s.holds_namespace(n)))
         .map(str::to_owned)
         .collect();
 
@@ -312,8 +318,13 @@ async fn list_selected(
     namespace_objects: &[Value],
     selection: &Selection,
 ) -> Result<Found, ExportError> {
-    // Every namespace when none is named (one list per type), else each named one.
-    let everywhere = selection.include_namespaces.is_empty();
+    // Every namespace when none is named (one list per type), else each named one; a part of
+    // a sharded backup lists its own namespaces only, and the cluster-scoped types in part 0.
+    let everywhere = selection.include_namespaces.is_empty() && lister.options.shard.is_none();
+    let cluster_scoped = match lister.options.shard {
+        Some(shard) if !shard.holds_cluster_scoped() => &[][..],
+        _ => cluster_scoped,
+    };
     let units: Vec<(&ApiResourceInfo, Option<&str>)> = namespaced
         .iter()
         .flat_map(|r| {

@@ -8,6 +8,8 @@
 mod commit;
 pub mod export;
 mod give_up;
+mod join;
+mod shards;
 mod snapshots;
 
 use std::time::Duration;
@@ -20,14 +22,15 @@ pub use give_up::give_up;
 pub(crate) use snapshots::SnapshotApis;
 
 use crate::catalog::{self, CatalogError, Claim};
-use crate::domain::messages::{BackupRequest, Message, SnapshotCheck, encode};
+use crate::domain::manifest::SnapshotRecord;
+use crate::domain::messages::{BackupRequest, BackupStep, Message, SnapshotCheck, encode};
 use crate::domain::policy::{Cluster as ClusterDef, Config, Policy};
 use crate::domain::records::{BackupRecord, BackupState, IllegalTransition};
 use crate::layout;
 use crate::ports::bus::{Bus, BusError, OutgoingMessage};
 use crate::ports::cluster::{Cluster, ClusterError};
 use crate::ports::object_store::{ObjectStore, ObjectStoreError};
-use crate::ports::state_store::StateStore;
+use crate::ports::state_store::{ETag, StateStore};
 
 /// The ports a backup uses, and the time.
 pub struct Deps<'a> {
@@ -82,6 +85,23 @@ pub enum Outcome {
     WaitingForSnapshots {
         /// Snapshots requested.
         snapshots: usize,
+    },
+    /// A sharded backup: the parts are on their way, each its own message.
+    Split {
+        /// How many.
+        parts: u32,
+    },
+    /// One part of a sharded backup is written; the join takes over once every part is.
+    PartDone {
+        /// Which part.
+        index: u32,
+    },
+    /// The join waits for the other parts (a later part's join message does the work).
+    WaitingForParts {
+        /// Parts done.
+        done: u32,
+        /// Parts in all.
+        of: u32,
     },
     /// Nothing to do: the backup is already in this state.
     AlreadyDone(BackupState),
@@ -170,6 +190,11 @@ pub async fn run(
     config: &Config,
     request: &BackupRequest,
 ) -> Result<Outcome, BackupError> {
+    match request.step {
+        BackupStep::Whole => {}
+        BackupStep::Shard(shard) => return shards::run_part(deps, settings, config, request, shard).await,
+        BackupStep::Join(shard) => return join::run(deps, settings, config, request, shard.count).await,
+    }
     let (policy, cluster_def) = target(config, request.policy.as_str(), request.cluster.as_str())?;
     let fresh = BackupRecord::requested(
         request.backup_id.clone(),
@@ -193,22 +218,19 @@ pub async fn run(
     record.move_to(BackupState::Running, deps.now)?;
     etag = catalog::save(deps.state, &record, &etag).await?;
     tracing::info!(backup.id = %record.backup_id, cluster = %record.cluster, "backup started");
+    if policy.spec.shards > 1 {
+        let parts = shards::fan_out(deps, request, policy.spec.shards).await?;
+        return Ok(Outcome::Split { parts });
+    }
 
     let archive_key = layout::archive_key(&record.cluster, &record.backup_id);
     let cluster_version = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.version()).await?;
     let mut export_options = settings.export.clone();
-    export_options.archive.recipients =
-        policy.spec.encryption.as_ref().map(|e| e.age_recipients.clone()).unwrap_or_default();
+    export_options.archive.recipients = recipients(policy);
     let export =
         match export::export(deps.cluster, deps.objects, &archive_key, &policy.spec.selection, &export_options).await {
             Ok(export) => export,
-            Err(e) if !e.is_transient() => {
-                let reason = format!("{e}: {}", error_chain(&e));
-                record.failure = Some(reason.clone());
-                record.move_to(BackupState::Failed, deps.now)?;
-                catalog::save(deps.state, &record, &etag).await?;
-                return Ok(Outcome::Failed(reason));
-            }
+            Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, &e).await,
             Err(e) => return Err(e.into()),
         };
     commit::save_export(
@@ -219,37 +241,79 @@ pub async fn run(
         &export,
     )
     .await?;
+    let (snapshots, warnings) =
+        take_snapshots(deps, settings, policy, &record.backup_id, &export.pvcs, &cluster_def.spec.region).await?;
     record.warnings = export.warnings.clone();
+    record.warnings.extend(warnings);
+    record.snapshots = snapshots;
+    hand_over(deps, settings, policy, &mut record, etag).await
+}
 
-    let discovered = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.discover()).await?;
-    let apis = SnapshotApis::find(&discovered);
-    let wanted = policy.spec.volumes.snapshot && !export.pvcs.is_empty();
-    match (&apis, wanted) {
-        (Some(apis), true) => {
-            record.snapshots = snapshots::request(
-                deps.cluster,
-                apis,
-                &record.backup_id,
-                &export.pvcs,
-                &cluster_def.spec.region,
-                settings.export.retry,
-            )
-            .await?;
-        }
-        (None, true) => record.warnings.push(format!(
-            "{} PVC(s) not snapshotted: the cluster serves no VolumeSnapshot API (install the CSI snapshot CRDs and controller)",
-            export.pvcs.len()
-        )),
-        _ => {}
+/// The policy's encryption recipients (none: not encrypted).
+fn recipients(policy: &Policy) -> Vec<String> {
+    policy.spec.encryption.as_ref().map(|e| e.age_recipients.clone()).unwrap_or_default()
+}
+
+/// Marks the backup failed for good because of `e`.
+async fn fail(
+    deps: &Deps<'_>,
+    record: &mut BackupRecord,
+    etag: &ETag,
+    e: &ExportError,
+) -> Result<Outcome, BackupError> {
+    let reason = format!("{e}: {}", error_chain(e));
+    record.failure = Some(reason.clone());
+    record.move_to(BackupState::Failed, deps.now)?;
+    catalog::save(deps.state, record, etag).await?;
+    Ok(Outcome::Failed(reason))
+}
+
+/// Requests a snapshot of each PVC when the policy asks for volumes; returns the records and
+/// the warnings (no snapshot API).
+async fn take_snapshots(
+    deps: &Deps<'_>,
+    settings: &BackupSettings,
+    policy: &Policy,
+    backup: &crate::domain::ids::BackupId,
+    pvcs: &[export::PvcRef],
+    region: &str,
+) -> Result<(Vec<SnapshotRecord>, Vec<String>), BackupError> {
+    if !policy.spec.volumes.snapshot || pvcs.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
     }
+    let discovered = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.discover()).await?;
+    match SnapshotApis::find(&discovered) {
+        Some(apis) => {
+            let records = snapshots::request(deps.cluster, &apis, backup, pvcs, region, settings.export.retry).await?;
+            Ok((records, Vec::new()))
+        }
+        None => Ok((
+            Vec::new(),
+            vec![format!(
+                "{} PVC(s) not snapshotted: the cluster serves no VolumeSnapshot API (install the CSI snapshot CRDs and controller)",
+                pvcs.len()
+            )],
+        )),
+    }
+}
+
+/// After the archive and its export record are written and the snapshots requested: commits
+/// at once when no snapshot is pending, else hands over to `snapshot_check`.
+async fn hand_over(
+    deps: &Deps<'_>,
+    settings: &BackupSettings,
+    policy: &Policy,
+    record: &mut BackupRecord,
+    etag: ETag,
+) -> Result<Outcome, BackupError> {
     if record.snapshots.iter().all(|s| s.error.is_some()) {
-        return commit::commit(deps, policy, &mut record, etag).await;
+        return commit::commit(deps, policy, record, etag).await;
     }
     record.move_to(BackupState::WaitingForSnapshots, deps.now)?;
     let timeout = chrono::Duration::from_std(settings.snapshot_timeout).unwrap_or(chrono::Duration::hours(1));
     record.snapshot_deadline = Some(deps.now + timeout);
-    catalog::save(deps.state, &record, &etag).await?;
-    send_check(deps, &record, 1, settings).await?;
+    catalog::save(deps.state, record, &etag).await?;
+    send_check(deps, record, 1, settings).await?;
     Ok(Outcome::WaitingForSnapshots { snapshots: record.snapshots.len() })
 }
 
