@@ -1,6 +1,8 @@
 //! `backup`: backs up one target. Claims the backup, exports the selected objects into the
 //! archive, requests volume snapshots, then either commits at once (no volumes) or hands over
-//! to `snapshot_check` with a scheduled message.
+//! to `snapshot_check` with a scheduled message. When the policy enables hooks, the selected
+//! pods' pre hooks run before the snapshots are requested and their post hooks after (see
+//! `hooks`).
 //!
 //! Every step is safe to repeat: the claim is insert-if-absent, the archive is replaced
 //! whole, snapshot names are deterministic, and chained messages carry deterministic ids.
@@ -8,6 +10,7 @@
 mod commit;
 pub mod export;
 mod give_up;
+mod hooks;
 mod snapshots;
 
 use std::time::Duration;
@@ -20,6 +23,7 @@ pub use give_up::give_up;
 pub(crate) use snapshots::SnapshotApis;
 
 use crate::catalog::{self, CatalogError, Claim};
+use crate::domain::hooks::PodHooks;
 use crate::domain::messages::{BackupRequest, Message, SnapshotCheck, encode};
 use crate::domain::policy::{Cluster as ClusterDef, Config, Policy};
 use crate::domain::records::{BackupRecord, BackupState, IllegalTransition};
@@ -27,7 +31,7 @@ use crate::layout;
 use crate::ports::bus::{Bus, BusError, OutgoingMessage};
 use crate::ports::cluster::{Cluster, ClusterError};
 use crate::ports::object_store::{ObjectStore, ObjectStoreError};
-use crate::ports::state_store::StateStore;
+use crate::ports::state_store::{ETag, StateStore};
 
 /// The ports a backup uses, and the time.
 pub struct Deps<'a> {
@@ -203,11 +207,7 @@ pub async fn run(
         match export::export(deps.cluster, deps.objects, &archive_key, &policy.spec.selection, &export_options).await {
             Ok(export) => export,
             Err(e) if !e.is_transient() => {
-                let reason = format!("{e}: {}", error_chain(&e));
-                record.failure = Some(reason.clone());
-                record.move_to(BackupState::Failed, deps.now)?;
-                catalog::save(deps.state, &record, &etag).await?;
-                return Ok(Outcome::Failed(reason));
+                return fail(deps, &mut record, &etag, format!("{e}: {}", error_chain(&e))).await;
             }
             Err(e) => return Err(e.into()),
         };
@@ -223,10 +223,18 @@ pub async fn run(
 
     let discovered = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.discover()).await?;
     let apis = SnapshotApis::find(&discovered);
+    let hook_pods: &[PodHooks] = if policy.spec.volumes.hooks { &export.hooks } else { &[] };
+    let pre = hooks::run_pre(deps.cluster, hook_pods).await;
+    record.warnings.extend(pre.warnings);
+    if let Some(reason) = pre.failure {
+        let post = hooks::run_post(deps.cluster, &pre.ran).await;
+        record.warnings.extend(post.warnings);
+        return fail(deps, &mut record, &etag, reason).await;
+    }
     let wanted = policy.spec.volumes.snapshot && !export.pvcs.is_empty();
-    match (&apis, wanted) {
+    let requested = match (&apis, wanted) {
         (Some(apis), true) => {
-            record.snapshots = snapshots::request(
+            snapshots::request(
                 deps.cluster,
                 apis,
                 &record.backup_id,
@@ -234,13 +242,23 @@ pub async fn run(
                 &cluster_def.spec.region,
                 settings.export.retry,
             )
-            .await?;
+            .await
         }
-        (None, true) => record.warnings.push(format!(
-            "{} PVC(s) not snapshotted: the cluster serves no VolumeSnapshot API (install the CSI snapshot CRDs and controller)",
-            export.pvcs.len()
-        )),
-        _ => {}
+        (None, true) => {
+            record.warnings.push(format!(
+                "{} PVC(s) not snapshotted: the cluster serves no VolumeSnapshot API (install the CSI snapshot CRDs and controller)",
+                export.pvcs.len()
+            ));
+            Ok(Vec::new())
+        }
+        _ => Ok(Vec::new()),
+    };
+    // Post hooks run whatever the requests did: a frozen application must be thawed.
+    let post = hooks::run_post(deps.cluster, &hook_pods.iter().collect::<Vec<_>>()).await;
+    record.warnings.extend(post.warnings);
+    record.snapshots = requested?;
+    if let Some(reason) = post.failure {
+        return fail(deps, &mut record, &etag, reason).await;
     }
     if record.snapshots.iter().all(|s| s.error.is_some()) {
         return commit::commit(deps, policy, &mut record, etag).await;
@@ -261,6 +279,14 @@ pub(crate) async fn snapshots_check(
     settings: &BackupSettings,
 ) -> Result<bool, BackupError> {
     Ok(snapshots::check(deps.cluster, apis, records, settings.export.retry).await?)
+}
+
+/// Marks the backup failed for good with `reason`.
+async fn fail(deps: &Deps<'_>, record: &mut BackupRecord, etag: &ETag, reason: String) -> Result<Outcome, BackupError> {
+    record.failure = Some(reason.clone());
+    record.move_to(BackupState::Failed, deps.now)?;
+    catalog::save(deps.state, record, etag).await?;
+    Ok(Outcome::Failed(reason))
 }
 
 fn error_chain(e: &dyn std::error::Error) -> String {
