@@ -119,6 +119,11 @@ pub(crate) async fn handle(st: &AppState, rp: ResourcePath, req: Request) -> Res
             if !sd.verbs.iter().any(|v| v == verb) {
                 return Err(ApiError::method_not_allowed());
             }
+            if s == "exec" && rp.group.is_empty() && rp.resource == "pods" {
+                let (ns, name) = (rp.namespace.as_deref().unwrap_or_default(), rp.name.as_deref().unwrap_or_default());
+                let pod = st.store.get_in(&def, ns, name)?;
+                return crate::exec::serve(&st.execs, ns, name, &pod, req);
+            }
             if !matches!(s.as_str(), "status" | "finalize" | "scale") {
                 return Err(ApiError::internal(format!("the {s} subresource is not implemented by this test server")));
             }

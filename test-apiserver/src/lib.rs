@@ -19,11 +19,13 @@
 //! - [`TestApiServer::start`]`(Options) -> Result<Running, StartError>` binds 127.0.0.1 on an
 //!   ephemeral port (HTTPS with a self-signed certificate when [`Options::tls`]).
 //! - [`Running`]: `url()`, `addr()`, `token()`, `ca_pem()`, `kubeconfig_yaml()`,
-//!   `write_kubeconfig(&Path)`, `faults() -> &Faults`, `store() -> &Store`, `options()`,
+//!   `write_kubeconfig(&Path)`, `faults() -> &Faults`, `execs() -> &Execs`, `store() -> &Store`, `options()`,
 //!   `seed_snapshot_crds()`, `seed_sample_app(namespace) -> SampleApp`,
 //!   `wait_for_kind(api_version, kind)`, `shutdown()`.
 //! - [`Store`]: `create`, `get`, `list`, `update`, `update_status`, `delete` on JSON objects with
 //!   the HTTP API's semantics; `catalog()`, `resource_version()`, `compact()`.
+//! - [`Execs`]: `respond_with(|&ExecRequest| ExecResult)` answers `pods/exec` (default: exit 0,
+//!   no output), `recorded() -> Vec<ExecRequest>` lists every exec served.
 //! - [`Faults`]: `inject(FaultRule)`, `deny(Denial)` (403 as RBAC words it), `pending()`,
 //!   `served()`, `clear()`.
 //!
@@ -37,7 +39,8 @@
 //!   server-side by default). `/openapi/v2` is an empty document (protobuf or JSON).
 //! - Verbs get, list, watch, create, update, patch (JSON, merge, strategic-merge subset, apply),
 //!   delete, deletecollection, as each resource's discovery entry allows; the `status` and
-//!   `scale` subresources (and `namespaces/finalize`).
+//!   `scale` subresources (and `namespaces/finalize`); `pods/exec` over WebSocket
+//!   (`v5.channel.k8s.io`, `v4.channel.k8s.io`), answered by the test's responder ([`Execs`]).
 //! - Metadata: global resourceVersion, optimistic concurrency, `generateName`, `uid`,
 //!   `creationTimestamp`, `generation`, minimal `managedFields`, finalizers and
 //!   `deletionTimestamp`, ownerReference garbage collection, namespace termination.
@@ -71,7 +74,8 @@
 //! - Server-side apply field ownership and conflicts: apply creates or merges.
 //! - Table output (kubectl falls back to client-side printing), protobuf request bodies (kubectl
 //!   1.3x `create configmap`-style generators send them and get 415), HTTP/2, client certificates.
-//! - Subresources other than `status`, `scale` and `finalize` (exec, log, eviction: 500).
+//! - Subresources other than `status`, `scale`, `finalize` and `exec` (log, attach, eviction: 500);
+//!   exec over SPDY (kubectl before 1.30): 400 `Upgrade request required`.
 //! - Pod graceful deletion (pods go at once), foreground deletion (treated as background),
 //!   admission webhooks, RBAC (but see [`Faults`] for injected denials).
 //! - Workload controllers create no Pods or ReplicaSets; there is no scheduler, so
@@ -87,6 +91,7 @@ mod controllers;
 mod delete;
 pub mod discovery;
 mod events;
+mod exec;
 mod faults;
 pub mod fields;
 mod handlers;
@@ -119,6 +124,7 @@ mod workloads;
 mod write;
 
 pub use delete::DeleteOptions;
+pub use exec::{ExecRequest, ExecResult, Execs};
 pub use faults::{Denial, Fault, FaultRule, Faults};
 pub use list::ListOptions;
 pub use seed::{AZURE_DISK_DRIVER, SampleApp};

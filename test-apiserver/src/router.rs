@@ -21,6 +21,7 @@ use crate::{auth, handlers, openapi};
 pub(crate) struct AppState {
     pub store: Store,
     pub faults: Faults,
+    pub execs: crate::exec::Execs,
     pub token: String,
     pub version: Value,
     pub server_version: String,

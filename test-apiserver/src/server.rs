@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 use tower::ServiceExt;
 
 use crate::controllers;
+use crate::exec::Execs;
 use crate::faults::{Fault, Faults};
 pub use crate::options::Options;
 use crate::options::version_info;
@@ -75,6 +76,7 @@ pub struct Running {
     token: String,
     store: Store,
     faults: Faults,
+    execs: Execs,
     options: Options,
     ca_pem: Option<String>,
     shutdown: watch::Sender<bool>,
@@ -97,10 +99,12 @@ impl TestApiServer {
             let _ = store.create(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}));
         }
         let faults = Faults::default();
+        let execs = Execs::default();
         let (shutdown, shutdown_rx) = watch::channel(false);
         let state = Arc::new(AppState {
             store: store.clone(),
             faults: faults.clone(),
+            execs: execs.clone(),
             token: token.clone(),
             version: version_info(&options.git_version),
             server_version: options.git_version.clone(),
@@ -115,7 +119,7 @@ impl TestApiServer {
             let _ = controllers.await;
         });
         tracing::info!(k8s.api = %addr, "test API server started");
-        Ok(Running { addr, token, store, faults, options, ca_pem, shutdown, tasks: Some(tasks) })
+        Ok(Running { addr, token, store, faults, execs, options, ca_pem, shutdown, tasks: Some(tasks) })
     }
 }
 
@@ -163,13 +167,13 @@ async fn accept_loop(
                 #[cfg(feature = "tls")]
                 Some(acceptor) => {
                     if let Ok(tls) = acceptor.accept(stream).await {
-                        let _ = http.serve_connection(TokioIo::new(tls), svc).await;
+                        let _ = http.serve_connection(TokioIo::new(tls), svc).with_upgrades().await;
                     }
                 }
                 #[cfg(not(feature = "tls"))]
                 Some(never) => match never {},
                 None => {
-                    let _ = http.serve_connection(TokioIo::new(stream), svc).await;
+                    let _ = http.serve_connection(TokioIo::new(stream), svc).with_upgrades().await;
                 }
             }
         });
@@ -214,6 +218,11 @@ impl Running {
     /// The fault injector.
     pub fn faults(&self) -> &Faults {
         &self.faults
+    }
+
+    /// The `pods/exec` responder and the record of every exec.
+    pub fn execs(&self) -> &Execs {
+        &self.execs
     }
 
     /// A kubeconfig (cluster `lifeboat-test`, user with the bearer token, default namespace `default`).

@@ -341,3 +341,52 @@ async fn streaming_list_watchers_get_initial_events_then_changes() -> anyhow::Re
     }
     Ok(())
 }
+
+#[tokio::test]
+async fn pods_exec_answers_over_websocket_with_output_exit_codes_and_real_errors() -> anyhow::Result<()> {
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::api::AttachParams;
+    use lifeboat_test_apiserver::ExecResult;
+    use tokio::io::AsyncReadExt;
+
+    let (server, client, _dir) = start().await?;
+    let pod: Pod = serde_json::from_value(json!({
+        "metadata": {"name": "db-0"},
+        "spec": {"containers": [{"name": "db", "image": "postgres"}, {"name": "metrics", "image": "exporter"}]}
+    }))?;
+    let pods: Api<Pod> = Api::namespaced(client.clone(), "default");
+    pods.create(&PostParams::default(), &pod).await?;
+    server.execs().respond_with(|exec| match exec.command.first().map(String::as_str) {
+        Some("fail") => ExecResult { exit_code: 7, stdout: String::new(), stderr: "boom".into() },
+        _ => ExecResult { exit_code: 0, stdout: format!("ran in {}", exec.container), stderr: String::new() },
+    });
+
+    let mut ok = pods.exec("db-0", ["echo", "hi"], &AttachParams::default().container("metrics")).await?;
+    let (mut stdout, status) = (ok.stdout().expect("stdout"), ok.take_status().expect("status"));
+    let mut out = String::new();
+    stdout.read_to_string(&mut out).await?;
+    assert_eq!(out, "ran in metrics");
+    assert_eq!(status.await.expect("a status").status.as_deref(), Some("Success"));
+
+    let mut failed = pods.exec("db-0", ["fail"], &AttachParams::default().container("db")).await?;
+    let status = failed.take_status().expect("status").await.expect("a status");
+    let cause = status.details.and_then(|d| d.causes).and_then(|c| c.into_iter().next()).expect("a cause");
+    assert_eq!(status.reason.as_deref(), Some("NonZeroExitCode"));
+    assert_eq!((cause.reason.as_deref(), cause.message.as_deref()), (Some("ExitCode"), Some("7")));
+
+    let recorded = server.execs().recorded();
+    assert_eq!(recorded.len(), 2);
+    assert_eq!(
+        (recorded[0].pod.as_str(), recorded[0].command.clone()),
+        ("db-0", vec!["echo".to_string(), "hi".into()])
+    );
+
+    let missing = api_error(pods.exec("nope", ["true"], &AttachParams::default()).await.map(|_| ()));
+    assert_eq!((missing.code, missing.message.as_str()), (404, "pods \"nope\" not found"));
+    let bad = api_error(pods.exec("db-0", ["true"], &AttachParams::default().container("web")).await.map(|_| ()));
+    assert_eq!((bad.code, bad.message.as_str()), (400, "container web is not valid for pod db-0"));
+    let ambiguous = api_error(pods.exec("db-0", ["true"], &AttachParams::default()).await.map(|_| ()));
+    assert!(ambiguous.message.contains("choose one of: [db metrics]"), "{}", ambiguous.message);
+    assert_eq!(server.execs().recorded().len(), 2, "refused execs are not recorded");
+    Ok(())
+}

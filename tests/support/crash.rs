@@ -188,6 +188,16 @@ impl Cluster for CrashingCluster {
         let fail = ClusterError::Unavailable { what: "replace".into(), message: "simulated crash".into() };
         guarded!(self.1, fail, self.0.replace(r, ns, object).await)
     }
+    async fn exec(
+        &self,
+        ns: &str,
+        pod: &str,
+        container: &str,
+        command: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<lifeboat_shared::ports::cluster::ExecOutput, ClusterError> {
+        self.0.exec(ns, pod, container, command, timeout).await
+    }
 }
 
 pub struct CrashingConnector(pub Arc<dyn ClusterConnector>, pub Arc<Crash>);

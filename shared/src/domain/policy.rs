@@ -213,11 +213,16 @@ pub struct Volumes {
     /// Take CSI VolumeSnapshots of the selected PVCs.
     #[serde(default = "yes")]
     pub snapshot: bool,
+    /// Run the pre- and post-snapshot hooks that selected pods declare with Velero's
+    /// `pre.hook.backup.velero.io/*` and `post.hook.backup.velero.io/*` annotations (see
+    /// [`crate::domain::hooks`]). Off unless asked for: a hook runs a command in the workload.
+    #[serde(default)]
+    pub hooks: bool,
 }
 
 impl Default for Volumes {
     fn default() -> Self {
-        Self { snapshot: true }
+        Self { snapshot: true, hooks: false }
     }
 }
 

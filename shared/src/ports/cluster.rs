@@ -5,6 +5,11 @@
 //! - `discover` lists every resource at its group's preferred version, with its verbs and scope.
 //! - `list` returns one page (at most `limit` objects) and the continue token while more
 //!   remain; `label_selector` is applied by the server.
+//! - `exec` runs a command in a container and waits for it, at most `timeout`; a command that
+//!   ran reports its exit code (non-zero is `Ok`), with the first [`EXEC_OUTPUT_LIMIT`] bytes of
+//!   stdout and of stderr. One that could not start (no such pod or container, the server
+//!   refused) is an error; one still running at the deadline is [`ClusterError::TimedOut`] and
+//!   is left to finish in the container (the API cannot kill it).
 //! - Errors are classified: `NotFound`, `AlreadyExists`, `Conflict` (stale resourceVersion),
 //!   `Forbidden` (RBAC: recorded, the backup continues), `Throttled` (429: retry after the server's delay), `Unavailable`
 //!   (5xx, connection failures: transient), `Invalid` (the request itself is wrong).
@@ -23,6 +28,20 @@ pub struct ListPage {
     pub items: Vec<Value>,
     /// Token for the next page, while more remain.
     pub continue_token: Option<String>,
+}
+
+/// Most bytes of stdout, and of stderr, that [`Cluster::exec`] keeps.
+pub const EXEC_OUTPUT_LIMIT: usize = 4096;
+
+/// What a command run in a container did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ExecOutput {
+    /// Its exit code (0: success).
+    pub exit_code: i32,
+    /// The start of its stdout (lossy UTF-8, at most [`EXEC_OUTPUT_LIMIT`] bytes).
+    pub stdout: String,
+    /// The start of its stderr (lossy UTF-8, at most [`EXEC_OUTPUT_LIMIT`] bytes).
+    pub stderr: String,
 }
 
 /// Errors of a cluster.
@@ -69,6 +88,14 @@ pub enum ClusterError {
         what: String,
         /// The cause.
         message: String,
+    },
+    /// A command did not finish in time.
+    #[error("{what}: still running after {after:?}")]
+    TimedOut {
+        /// What was run.
+        what: String,
+        /// How long it was given.
+        after: Duration,
     },
     /// The server refused the request as invalid.
     #[error("{what}: {message}")]
@@ -159,6 +186,21 @@ pub trait Cluster: Send + Sync {
         namespace: Option<&str>,
         object: &Value,
     ) -> Result<Value, ClusterError>;
+
+    /// Runs `command` in `container` of pod `namespace`/`pod` (the `pods/exec` subresource) and
+    /// waits at most `timeout` for it to finish.
+    ///
+    /// # Errors
+    /// [`ClusterError::NotFound`] for a missing pod, [`ClusterError::Invalid`] for a missing
+    /// container or a command that could not start, [`ClusterError::TimedOut`]; others.
+    async fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: &[String],
+        timeout: Duration,
+    ) -> Result<ExecOutput, ClusterError>;
 }
 
 /// Reaches the API server of a declared cluster.

@@ -10,6 +10,7 @@ pub mod clock;
 pub mod cluster;
 pub mod object_store;
 pub mod queue;
+pub mod snapshot_copier;
 pub mod state_store;
 
 pub use alert_sink::{AlertSink, AlertSinkError};
@@ -18,4 +19,5 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use cluster::{ApiResourceInfo, Cluster, ClusterConnector, ClusterError, ListPage};
 pub use object_store::{ByteStream, ObjectMeta, ObjectPage, ObjectStore, ObjectStoreError, PutOptions};
 pub use queue::{DeadLetteredMessage, QueueError, QueueReceiver, QueueStats, ReceivedMessage};
+pub use snapshot_copier::{CopyProgress, SnapshotCopier, SnapshotCopyError};
 pub use state_store::{BatchOp, ETag, Entity, Page, Query, StateStore, StateStoreError};

@@ -4,6 +4,8 @@
 //! Requests are built with `kube::core::Request` and answered as raw JSON, so objects reach the
 //! archive exactly as the server sent them.
 
+mod exec;
+
 use std::path::Path;
 use std::sync::Arc;
 
@@ -15,7 +17,7 @@ use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
 use crate::domain::policy::ClusterConnection;
-use crate::ports::cluster::{ApiResourceInfo, Cluster, ClusterConnector, ClusterError, ListPage};
+use crate::ports::cluster::{ApiResourceInfo, Cluster, ClusterConnector, ClusterError, ExecOutput, ListPage};
 
 /// A cluster behind a `kube::Client`.
 #[derive(Clone)]
@@ -191,6 +193,17 @@ impl Cluster for KubeCluster {
             .map_err(|e| ClusterError::Invalid { what: what.clone(), message: e.to_string() })?;
         let request = Request::new(url_path(resource, namespace)).replace(name, &PostParams::default(), body);
         self.request(&what, request).await
+    }
+
+    async fn exec(
+        &self,
+        namespace: &str,
+        pod: &str,
+        container: &str,
+        command: &[String],
+        timeout: std::time::Duration,
+    ) -> Result<ExecOutput, ClusterError> {
+        exec::exec(&self.client, namespace, pod, container, command, timeout).await
     }
 }
 

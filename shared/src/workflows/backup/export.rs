@@ -12,6 +12,7 @@ use serde_json::Value;
 use tokio::sync::mpsc;
 
 use crate::archive::{ArchiveOptions, ArchiveSummary, ArchiveWriter, EntryPath, EntryRecord, channel};
+use crate::domain::hooks::{PodHooks, pod_hooks};
 use crate::domain::policy::{ClusterScoped, Selection};
 use crate::domain::resources::ApiResourceInfo;
 use crate::domain::selection::{
@@ -79,6 +80,9 @@ pub struct ExportResult {
     pub warnings: Vec<String>,
     /// Bound PVCs of the selected namespaces.
     pub pvcs: Vec<PvcRef>,
+    /// Selected pods that declare pre- or post-snapshot hooks, by namespace and name.
+    #[serde(default)]
+    pub hooks: Vec<PodHooks>,
     /// Archive totals.
     pub entries: u64,
     /// Bytes before compression.
@@ -127,6 +131,7 @@ struct Found {
     counts: BTreeMap<String, u64>,
     refs: BTreeSet<ClusterRef>,
     pvcs: Vec<PvcRef>,
+    hooks: Vec<PodHooks>,
     warnings: Vec<String>,
 }
 
@@ -137,6 +142,7 @@ impl Found {
         }
         self.refs.extend(other.refs);
         self.pvcs.extend(other.pvcs);
+        self.hooks.extend(other.hooks);
         self.warnings.extend(other.warnings);
     }
 }
@@ -189,6 +195,11 @@ impl Lister<'_> {
             )
         {
             found.pvcs.push(PvcRef { namespace: ns.into(), name: name.into(), volume_name: pv.into() });
+        }
+        if r.group_resource() == "pods"
+            && let Some(hooks) = pod_hooks(&object)
+        {
+            found.hooks.push(hooks);
         }
         let bytes = serde_json::to_vec_pretty(&object).map_err(|e| ExportError::Archive(e.to_string()))?;
         *found.counts.entry(r.group_resource()).or_default() += 1;
@@ -298,12 +309,15 @@ pub async fn export(
 
     let mut pvcs = found.pvcs;
     pvcs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
+    let mut hooks = found.hooks;
+    hooks.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
     Ok(ExportResult {
         objects: records,
         counts: found.counts,
         skipped: plan.skipped.into_iter().collect(),
         warnings: found.warnings,
         pvcs,
+        hooks,
         entries: summary.entries,
         uncompressed_bytes: summary.uncompressed_bytes,
         stored_bytes: stored.load(Ordering::Relaxed),

@@ -67,7 +67,7 @@ pub(crate) async fn run(
     options.recipients = recipients(policy);
     let joined = match join_archives(deps, request, count, &options).await {
         Ok(joined) => joined,
-        Err(e) if !e.is_transient() => return super::fail(deps, &mut record, &etag, &e).await,
+        Err(e) if !e.is_transient() => return super::fail(deps, &mut record, &etag, super::export_failure(&e)).await,
         Err(e) => return Err(e.into()),
     };
     let cluster_version = with_retry(settings.export.retry, || deps.cluster.version()).await?;
@@ -117,6 +117,8 @@ fn merge(
         skipped,
         warnings: export_warnings.into_iter().collect(),
         pvcs,
+        // Each part ran the hooks of its own pods around its own snapshots.
+        hooks: Vec::new(),
         entries: joined.entries,
         uncompressed_bytes: joined.uncompressed_bytes,
         stored_bytes: joined.stored_bytes,

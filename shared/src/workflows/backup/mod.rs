@@ -1,6 +1,8 @@
 //! `backup`: backs up one target. Claims the backup, exports the selected objects into the
 //! archive, requests volume snapshots, then either commits at once (no volumes) or hands over
-//! to `snapshot_check` with a scheduled message.
+//! to `snapshot_check` with a scheduled message. When the policy enables hooks, the selected
+//! pods' pre hooks run before the snapshots are requested and their post hooks after (see
+//! `hooks`).
 //!
 //! Every step is safe to repeat: the claim is insert-if-absent, the archive is replaced
 //! whole, snapshot names are deterministic, and chained messages carry deterministic ids.
@@ -8,6 +10,7 @@
 mod commit;
 pub mod export;
 mod give_up;
+mod hooks;
 mod join;
 mod shards;
 mod snapshots;
@@ -22,6 +25,7 @@ pub use give_up::give_up;
 pub(crate) use snapshots::SnapshotApis;
 
 use crate::catalog::{self, CatalogError, Claim};
+use crate::domain::hooks::PodHooks;
 use crate::domain::manifest::SnapshotRecord;
 use crate::domain::messages::{BackupRequest, BackupStep, Message, SnapshotCheck, encode};
 use crate::domain::policy::{Cluster as ClusterDef, Config, Policy};
@@ -230,7 +234,7 @@ pub async fn run(
     let export =
         match export::export(deps.cluster, deps.objects, &archive_key, &policy.spec.selection, &export_options).await {
             Ok(export) => export,
-            Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, &e).await,
+            Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, export_failure(&e)).await,
             Err(e) => return Err(e.into()),
         };
     commit::save_export(
@@ -241,11 +245,13 @@ pub async fn run(
         &export,
     )
     .await?;
-    let (snapshots, warnings) =
-        take_snapshots(deps, settings, policy, &record.backup_id, &export.pvcs, &cluster_def.spec.region).await?;
+    let taken = take_snapshots(deps, settings, policy, &record.backup_id, &export, &cluster_def.spec.region).await?;
     record.warnings = export.warnings.clone();
-    record.warnings.extend(warnings);
-    record.snapshots = snapshots;
+    record.warnings.extend(taken.warnings);
+    record.snapshots = taken.snapshots;
+    if let Some(reason) = taken.failure {
+        return fail(deps, &mut record, &etag, reason).await;
+    }
     hand_over(deps, settings, policy, &mut record, etag).await
 }
 
@@ -254,23 +260,62 @@ fn recipients(policy: &Policy) -> Vec<String> {
     policy.spec.encryption.as_ref().map(|e| e.age_recipients.clone()).unwrap_or_default()
 }
 
-/// Marks the backup failed for good because of `e`.
-async fn fail(
-    deps: &Deps<'_>,
-    record: &mut BackupRecord,
-    etag: &ETag,
-    e: &ExportError,
-) -> Result<Outcome, BackupError> {
-    let reason = format!("{e}: {}", error_chain(e));
+/// Why an export that cannot succeed failed, with its causes.
+fn export_failure(e: &ExportError) -> String {
+    format!("{e}: {}", error_chain(e))
+}
+
+/// Marks the backup failed for good, for `reason`.
+async fn fail(deps: &Deps<'_>, record: &mut BackupRecord, etag: &ETag, reason: String) -> Result<Outcome, BackupError> {
     record.failure = Some(reason.clone());
     record.move_to(BackupState::Failed, deps.now)?;
     catalog::save(deps.state, record, etag).await?;
     Ok(Outcome::Failed(reason))
 }
 
+/// What [`take_snapshots`] left: the snapshots requested, warnings for the manifest, and the
+/// failure of a hook that fails the backup.
+#[derive(Debug, Default)]
+struct Snapshotted {
+    snapshots: Vec<SnapshotRecord>,
+    warnings: Vec<String>,
+    failure: Option<String>,
+}
+
+/// Runs the pre hooks (when the policy enables them), requests a snapshot of each PVC when the
+/// policy asks for volumes, then runs the post hooks whatever the requests did (a frozen
+/// application must be thawed). See [`hooks`] for the order and the error rules.
+async fn take_snapshots(
+    deps: &Deps<'_>,
+    settings: &BackupSettings,
+    policy: &Policy,
+    backup: &crate::domain::ids::BackupId,
+    export: &export::ExportResult,
+    region: &str,
+) -> Result<Snapshotted, BackupError> {
+    let hook_pods: &[PodHooks] = if policy.spec.volumes.hooks { &export.hooks } else { &[] };
+    let mut taken = Snapshotted::default();
+    let pre = hooks::run_pre(deps.cluster, hook_pods).await;
+    taken.warnings.extend(pre.warnings);
+    if let Some(reason) = pre.failure {
+        let post = hooks::run_post(deps.cluster, &pre.ran).await;
+        taken.warnings.extend(post.warnings);
+        taken.failure = Some(reason);
+        return Ok(taken);
+    }
+    let requested = request_snapshots(deps, settings, policy, backup, &export.pvcs, region).await;
+    let post = hooks::run_post(deps.cluster, &hook_pods.iter().collect::<Vec<_>>()).await;
+    taken.warnings.extend(post.warnings);
+    let (snapshots, warnings) = requested?;
+    taken.snapshots = snapshots;
+    taken.warnings.extend(warnings);
+    taken.failure = post.failure;
+    Ok(taken)
+}
+
 /// Requests a snapshot of each PVC when the policy asks for volumes; returns the records and
 /// the warnings (no snapshot API).
-async fn take_snapshots(
+async fn request_snapshots(
     deps: &Deps<'_>,
     settings: &BackupSettings,
     policy: &Policy,

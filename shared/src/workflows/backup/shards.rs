@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::export::{self, ExportResult};
-use super::{BackupError, BackupSettings, Deps, Outcome, fail, take_snapshots, target};
+use super::{BackupError, BackupSettings, Deps, Outcome, export_failure, fail, take_snapshots, target};
 use crate::catalog;
 use crate::domain::manifest::SnapshotRecord;
 use crate::domain::messages::{BackupRequest, BackupStep, Message, encode};
@@ -112,12 +112,16 @@ pub(crate) async fn run_part(
     let export = match export::export(deps.cluster, deps.objects, &archive_key, &policy.spec.selection, &options).await
     {
         Ok(export) => export,
-        Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, &e).await,
+        Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, export_failure(&e)).await,
         Err(e) => return Err(e.into()),
     };
-    let (snapshots, warnings) =
-        take_snapshots(deps, settings, policy, &request.backup_id, &export.pvcs, &cluster_def.spec.region).await?;
-    let doc = PartDoc { shard, export, snapshots, warnings };
+    let taken = take_snapshots(deps, settings, policy, &request.backup_id, &export, &cluster_def.spec.region).await?;
+    if let Some(reason) = taken.failure {
+        record.snapshots = taken.snapshots;
+        record.warnings.extend(taken.warnings);
+        return fail(deps, &mut record, &etag, format!("part {}: {reason}", shard.index)).await;
+    }
+    let doc = PartDoc { shard, export, snapshots: taken.snapshots, warnings: taken.warnings };
     let bytes = serde_json::to_vec(&doc).map_err(|e| BackupError::NotYet(format!("encoding part {doc_key}: {e}")))?;
     deps.objects.put(&doc_key, stream_from_bytes(bytes), PutOptions::default()).await?;
     send_step(deps, request, BackupStep::Join(shard)).await?;

@@ -13,7 +13,7 @@ use crate::domain::messages::{Alert, AlertState, BackupReason, RestorePhase, Sev
 use crate::domain::names::PolicyName;
 use crate::domain::records::{BackupRecord, BackupState};
 use crate::domain::restore_request::RestoreRequest;
-use crate::ports::cluster::{ApiResourceInfo, Cluster as ClusterApi, ClusterError, ListPage};
+use crate::ports::cluster::{ApiResourceInfo, Cluster as ClusterApi, ClusterError, ExecOutput, ListPage};
 use crate::ports::{AlertSinkError, ClusterConnector};
 
 const CONFIG: &str = r#"
@@ -77,6 +77,16 @@ impl ClusterApi for FakeCluster {
     }
     async fn replace(&self, _: &ApiResourceInfo, _: Option<&str>, o: &Value) -> Result<Value, ClusterError> {
         Ok(o.clone())
+    }
+    async fn exec(
+        &self,
+        _: &str,
+        pod: &str,
+        _: &str,
+        _: &[String],
+        _: std::time::Duration,
+    ) -> Result<ExecOutput, ClusterError> {
+        Err(ClusterError::NotFound { what: format!("pod {pod}") })
     }
 }
 
