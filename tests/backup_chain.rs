@@ -413,7 +413,12 @@ async fn crash_at(n: usize, when: crash::When, spec_extra: &str) -> bool {
         return false;
     }
     let what = format!("crash {when:?} write {n}");
-    assert_eq!(state, Some(BackupState::Committed), "{what}: the backup did not settle as committed");
+    if state != Some(BackupState::Committed) {
+        let cluster = ClusterName::new("prod").expect("name");
+        let id = BackupId::parse("hourly-20261122t100000z").expect("id");
+        let record = catalog::get(w.app.state.as_ref(), &cluster, &id).await.expect("catalog").map(|(r, _)| r);
+        panic!("{what}: the backup did not settle as committed: {:?}", record.map(|r| (r.state, r.failure)));
+    }
     let (_, body) =
         w.app.objects.get("backups/prod/hourly-20261122t100000z/manifest.json", None).await.expect("manifest");
     let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("json");

@@ -39,6 +39,14 @@ pub fn archive_key(cluster: &ClusterName, backup: &BackupId) -> String {
     format!("{}resources.tar.zst", backup_prefix(cluster, backup))
 }
 
+/// The object index written beside the archive at `archive_key` (one JSON line per object:
+/// path, SHA-256, size): `resources.tar.zst` → `resources.objects.jsonl`,
+/// `parts/0.tar.zst` → `parts/0.objects.jsonl`.
+pub fn object_index_key_for(archive_key: &str) -> String {
+    let stem = archive_key.strip_suffix(".tar.zst").unwrap_or(archive_key);
+    format!("{stem}.objects.jsonl")
+}
+
 /// What the export found (objects with digests, counts, warnings), kept until the commit
 /// folds it into the manifest.
 pub fn export_key(cluster: &ClusterName, backup: &BackupId) -> String {
@@ -71,5 +79,13 @@ mod tests {
         let b = BackupId::parse("nightly-20261122t020000z").unwrap();
         assert_eq!(manifest_key(&c, &b), "backups/prod/nightly-20261122t020000z/manifest.json");
         assert_eq!(archive_key(&c, &b), "backups/prod/nightly-20261122t020000z/resources.tar.zst");
+        assert_eq!(
+            object_index_key_for(&archive_key(&c, &b)),
+            "backups/prod/nightly-20261122t020000z/resources.objects.jsonl"
+        );
+        assert_eq!(
+            object_index_key_for(&part_archive_key(&c, &b, 2)),
+            "backups/prod/nightly-20261122t020000z/parts/2.objects.jsonl"
+        );
     }
 }

@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::export::ExportResult;
+use super::object_index;
 use super::{BackupError, Deps, Outcome};
 use crate::catalog;
 use crate::domain::manifest::{ArchiveInfo, Encryption, MANIFEST_FORMAT, Manifest};
@@ -109,17 +110,22 @@ pub async fn commit(
         warnings: warnings.clone(),
     };
     let partial = manifest.is_partial();
-    let objects = manifest.objects.len() as u64;
-    let bytes =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::NotYet(format!("encoding the manifest: {e}")))?;
+    let encoding_failed = |e: serde_json::Error| BackupError::NotYet(format!("encoding the manifest: {e}"));
+    // The objects stream from the export's object index into the manifest: never all in memory.
+    let (objects, body) = match &doc.export.index {
+        Some(index) => {
+            let (_, lines) = deps.objects.get(&index.key, None).await?;
+            (index.count, object_index::manifest_stream(&manifest, lines).map_err(encoding_failed)?)
+        }
+        None => (
+            manifest.objects.len() as u64,
+            stream_from_bytes(serde_json::to_vec_pretty(&manifest).map_err(encoding_failed)?),
+        ),
+    };
     let key = layout::manifest_key(&record.cluster, &record.backup_id);
     match deps
         .objects
-        .put(
-            &key,
-            stream_from_bytes(bytes),
-            PutOptions { if_absent: true, content_type: Some("application/json".into()) },
-        )
+        .put(&key, body, PutOptions { if_absent: true, content_type: Some("application/json".into()) })
         .await
     {
         Ok(_) => {}

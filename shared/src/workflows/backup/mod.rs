@@ -12,6 +12,7 @@ pub mod export;
 mod give_up;
 mod hooks;
 mod join;
+pub mod object_index;
 mod shards;
 mod snapshots;
 
