@@ -3,6 +3,7 @@
 
 pub mod backup;
 pub mod prune;
+pub mod prune_snapshots;
 pub mod restore;
 pub mod retry;
 pub mod schedule_tick;

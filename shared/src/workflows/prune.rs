@@ -2,8 +2,10 @@
 //! cluster it reads the catalog, the legal holds and the leases of running restores, plans
 //! every target with [`retention::plan`], then, for each backup to remove: marks its catalog
 //! entry `Deleting` (ETag-guarded, so a backup that changed meanwhile is decided again next
-//! time), deletes its blobs, and deletes the catalog entry last. A crash anywhere leaves a
-//! `Deleting` entry that the next run finishes; a second run removes nothing more.
+//! time), deletes its volume snapshots from the cluster (see [`super::prune_snapshots`]), its
+//! blobs, and the catalog entry last. A crash anywhere leaves a `Deleting` entry that the next
+//! run finishes; a second run removes nothing more. A cluster that cannot be reached leaves
+//! its backups `Deleting` (blobs and entry kept, so nothing is forgotten) until it can.
 //!
 //! Table Storage requests per cluster: one query page per 1,000 catalog entries, one query for
 //! holds, one for readers; per removed backup: one update (to `Deleting`, guarded by the ETag
@@ -21,8 +23,11 @@ use crate::domain::policy::{Config, Target};
 use crate::domain::records::{BackupRecord, BackupState};
 use crate::domain::retention::{self, Candidate, Decision, Options};
 use crate::layout::{self, TABLE_BACKUP_READERS, TABLE_HOLDS};
+use crate::ports::cluster::{Cluster, ClusterConnector};
 use crate::ports::object_store::{ObjectStore, ObjectStoreError};
 use crate::ports::state_store::{ETag, Query, StateStore, StateStoreError, query_all};
+use crate::workflows::prune_snapshots::{ClusterSnapshots, SnapshotsDeleted};
+use crate::workflows::retry::RetryPolicy;
 
 /// Errors of a prune run (every one transient or a store fault: the next run retries).
 #[derive(Debug, thiserror::Error)]
@@ -88,6 +93,11 @@ pub struct Judged {
     pub decision: Decision,
     /// Blobs deleted (0 in a dry run).
     pub blobs_deleted: usize,
+    /// VolumeSnapshots and contents (with their disk snapshots) deleted from the cluster.
+    pub volume_snapshots_deleted: usize,
+    /// Why a removal was left for the next run (the cluster could not be reached).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_because: Option<String>,
     /// Whether the catalog entry is gone (false in a dry run, or when it changed meanwhile).
     pub removed: bool,
 }
@@ -111,24 +121,37 @@ impl PruneReport {
     }
 }
 
+/// What a prune reads and changes.
+#[derive(Clone, Copy)]
+pub struct PruneDeps<'a> {
+    /// The catalog, holds and leases.
+    pub state: &'a dyn StateStore,
+    /// The backups' blobs.
+    pub objects: &'a dyn ObjectStore,
+    /// The clusters, for their volume snapshots.
+    pub clusters: &'a dyn ClusterConnector,
+}
+
 /// Prunes every declared target at `now`; a `dry_run` only reports.
 ///
 /// # Errors
 /// [`PruneError`]: the first store failure (what was done before it stays done).
 pub async fn run(
     config: &Config,
-    state: &dyn StateStore,
-    objects: &dyn ObjectStore,
+    deps: PruneDeps<'_>,
     options: &Options,
     dry_run: bool,
 ) -> Result<PruneReport, PruneError> {
+    let state = deps.state;
     let mut report = PruneReport { backups: Vec::new(), dry_run };
-    for cluster in config.clusters.keys() {
+    for (cluster, cluster_def) in &config.clusters {
         let targets: Vec<Target<'_>> = config.targets().into_iter().filter(|t| &t.cluster.name == cluster).collect();
         if targets.is_empty() {
             continue;
         }
         let records = catalog::list_versions(state, cluster).await?;
+        // Connected, and its snapshots read, once: when the first backup of the cluster goes.
+        let mut connected: Option<Result<Connected, String>> = None;
         let held = keys(state, TABLE_HOLDS, cluster, |_| true).await?;
         let read = keys(state, TABLE_BACKUP_READERS, cluster, |e| {
             e.str("until").and_then(|u| DateTime::parse_from_rfc3339(u).ok()).is_some_and(|until| until > options.now)
@@ -149,10 +172,24 @@ pub async fn run(
                     time: time_of(record),
                     decision,
                     blobs_deleted: 0,
+                    volume_snapshots_deleted: 0,
+                    left_because: None,
                     removed: false,
                 };
                 if !dry_run && !judged.decision.is_kept() {
-                    (judged.blobs_deleted, judged.removed) = remove(state, objects, record, etag, options.now).await?;
+                    if connected.is_none() {
+                        connected = Some(connect(deps.clusters, cluster_def).await);
+                    }
+                    let client = match &connected {
+                        Some(Ok(c)) => Ok(c),
+                        Some(Err(why)) => Err(why.clone()),
+                        None => Err("not connected".to_owned()),
+                    };
+                    let removal = remove(deps, client, record, etag, options.now).await?;
+                    judged.blobs_deleted = removal.blobs;
+                    judged.volume_snapshots_deleted = removal.snapshots.volume_snapshots + removal.snapshots.contents;
+                    judged.left_because = removal.left_because;
+                    judged.removed = removal.removed;
                 }
                 report.backups.push(judged);
             }
@@ -200,16 +237,40 @@ async fn keys(
         .collect())
 }
 
-/// Marks the entry `Deleting`, deletes the blobs, then the entry. Returns the blobs deleted
-/// and whether the entry is gone; `(0, false)` when the entry changed since it was listed
-/// (decided again next run).
+/// A cluster's client and what it holds of Lifeboat's snapshots.
+struct Connected {
+    client: std::sync::Arc<dyn Cluster>,
+    snapshots: ClusterSnapshots,
+}
+
+/// Connects to the cluster and reads its snapshots; why not, when that fails.
+async fn connect(clusters: &dyn ClusterConnector, def: &crate::domain::policy::Cluster) -> Result<Connected, String> {
+    let client = clusters.connect(def).await.map_err(|e| format!("connecting to cluster {}: {e}", def.name))?;
+    let snapshots = ClusterSnapshots::read(client.as_ref(), RetryPolicy::default())
+        .await
+        .map_err(|e| format!("reading the snapshots of cluster {}: {e}", def.name))?;
+    Ok(Connected { client, snapshots })
+}
+
+/// What removing one backup did.
+#[derive(Debug, Default)]
+struct Removal {
+    blobs: usize,
+    snapshots: SnapshotsDeleted,
+    removed: bool,
+    left_because: Option<String>,
+}
+
+/// Marks the entry `Deleting`, deletes the volume snapshots, the blobs, then the entry. An
+/// entry that changed since it was listed is left alone (decided again next run); a cluster
+/// that cannot be reached (`client` is why not) leaves the entry `Deleting` with its blobs.
 async fn remove(
-    state: &dyn StateStore,
-    objects: &dyn ObjectStore,
+    deps: PruneDeps<'_>,
+    client: Result<&Connected, String>,
     listed: &BackupRecord,
     etag: &ETag,
     now: DateTime<Utc>,
-) -> Result<(usize, bool), PruneError> {
+) -> Result<Removal, PruneError> {
     let (cluster, id) = (&listed.cluster, &listed.backup_id);
     let mut record = listed.clone();
     let etag = if record.state == BackupState::Deleting {
@@ -220,19 +281,37 @@ async fn remove(
             let _ = record.move_to(BackupState::Failed, now);
         }
         if record.move_to(BackupState::Deleting, now).is_err() {
-            return Ok((0, false));
+            return Ok(Removal::default());
         }
-        match catalog::save(state, &record, etag).await {
+        match catalog::save(deps.state, &record, etag).await {
             Ok(etag) => etag,
-            Err(e) if e.is_changed() => return Ok((0, false)),
-            Err(CatalogError::Store { source, .. }) if source.is_not_found() => return Ok((0, true)), // already gone
+            Err(e) if e.is_changed() => return Ok(Removal::default()),
+            Err(CatalogError::Store { source, .. }) if source.is_not_found() => {
+                return Ok(Removal { removed: true, ..Removal::default() }); // already gone
+            }
             Err(e) => return Err(e.into()),
         }
     };
-    let deleted = delete_blobs(objects, &layout::backup_prefix(cluster, id)).await?;
-    match state.delete(layout::TABLE_BACKUPS, cluster.as_str(), id.as_str(), Some(&etag)).await {
-        Ok(()) => Ok((deleted, true)),
-        Err(e) if e.is_not_found() => Ok((deleted, true)),
+    let snapshots = match client {
+        Ok(c) => c
+            .snapshots
+            .delete_backup(c.client.as_ref(), id.as_str(), &record.snapshots, RetryPolicy::default())
+            .await
+            .map_err(|e| e.to_string()),
+        Err(why) => Err(why),
+    };
+    let snapshots = match snapshots {
+        Ok(deleted) => deleted,
+        Err(e) => {
+            let why = format!("its volume snapshots could not be deleted: {e}");
+            tracing::warn!(backup.id = %id, cluster = %cluster, "left for the next prune: {why}");
+            return Ok(Removal { left_because: Some(why), ..Removal::default() });
+        }
+    };
+    let blobs = delete_blobs(deps.objects, &layout::backup_prefix(cluster, id)).await?;
+    match deps.state.delete(layout::TABLE_BACKUPS, cluster.as_str(), id.as_str(), Some(&etag)).await {
+        Ok(()) => Ok(Removal { blobs, snapshots, removed: true, left_because: None }),
+        Err(e) if e.is_not_found() => Ok(Removal { blobs, snapshots, removed: true, left_because: None }),
         Err(source) => Err(PruneError::Entry { cluster: cluster.to_string(), backup_id: id.to_string(), source }),
     }
 }

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Request;
-use kube::core::params::{GetParams, ListParams, PostParams};
+use kube::core::params::{DeleteParams, GetParams, ListParams, PostParams};
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
@@ -193,6 +193,22 @@ impl Cluster for KubeCluster {
             .map_err(|e| ClusterError::Invalid { what: what.clone(), message: e.to_string() })?;
         let request = Request::new(url_path(resource, namespace)).replace(name, &PostParams::default(), body);
         self.request(&what, request).await
+    }
+
+    async fn delete(
+        &self,
+        resource: &ApiResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, ClusterError> {
+        let what = format!("deleting {} {}/{name}", resource.group_resource(), namespace.unwrap_or("-"));
+        let params = DeleteParams::background();
+        let request = Request::new(url_path(resource, namespace)).delete(name, &params);
+        match self.request(&what, request).await {
+            Ok(_) => Ok(true),
+            Err(ClusterError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
     }
 
     async fn exec(

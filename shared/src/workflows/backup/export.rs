@@ -212,10 +212,7 @@ impl Lister<'_> {
         }
         let bytes = serde_json::to_vec_pretty(&object).map_err(|e| ExportError::Archive(e.to_string()))?;
         *found.counts.entry(r.group_resource()).or_default() += 1;
-        self.tx
-            .send(Item::Object(path, bytes))
-            .await
-            .map_err(|_| ExportError::WriterStopped)
+        self.tx.send(Item::Object(path, bytes)).await.map_err(|_| ExportError::WriterStopped)
     }
 
     /// Lists every page of `r` in `namespace` (or everywhere).
@@ -482,8 +479,11 @@ fn write_archive(
         while let Some(item) = rx.blocking_recv() {
             match item {
                 Item::Object(path, bytes) => {
-                    let record = writer.append_object(&path, &bytes).map_err(|e| ExportError::Archive(e.to_string()))?;
-                    index.append(&record).map_err(|e| ExportError::Archive(format!("writing the object index: {e}")))?;
+                    let record =
+                        writer.append_object(&path, &bytes).map_err(|e| ExportError::Archive(e.to_string()))?;
+                    index
+                        .append(&record)
+                        .map_err(|e| ExportError::Archive(format!("writing the object index: {e}")))?;
                 }
                 Item::Abort(reason) => return Err(ExportError::Archive(format!("aborted: {reason}"))),
             }

@@ -16,9 +16,9 @@ use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::export::{ExportError, ExportResult};
+use super::object_index::{IndexWriter, ObjectIndex};
 use super::shards::{PartDoc, load_part, running_record};
 use super::{BackupError, BackupSettings, Deps, Outcome, commit, hand_over, recipients, send_check, target};
-use super::object_index::{IndexWriter, ObjectIndex};
 use crate::archive::{ArchiveOptions, ArchiveReader, ArchiveWriter, ChannelWriter, ReadOptions, channel};
 use crate::catalog;
 use crate::domain::messages::BackupRequest;

@@ -174,8 +174,9 @@ mod tests {
             let records = records(n);
             let stream = manifest_stream(&header(), chunked(index_bytes(&records), chunk)).unwrap();
             let bytes = collect_bytes(stream).await.unwrap();
-            let parsed: Manifest = serde_json::from_slice(&bytes)
-                .unwrap_or_else(|e| panic!("{n} objects in {chunk}-byte chunks: {e}\n{}", String::from_utf8_lossy(&bytes)));
+            let parsed: Manifest = serde_json::from_slice(&bytes).unwrap_or_else(|e| {
+                panic!("{n} objects in {chunk}-byte chunks: {e}\n{}", String::from_utf8_lossy(&bytes))
+            });
             let mut expected = header();
             expected.objects = records;
             assert_eq!(parsed, expected, "{n} objects in {chunk}-byte chunks");
