@@ -411,3 +411,87 @@ async fn a_cluster_that_cannot_be_reached_leaves_the_backup_deleting_with_its_bl
     assert!(judged.removed && judged.blobs_deleted == 2 && judged.volume_snapshots_deleted == 2, "{judged:?}");
     assert!(lifeboat_test_apiserver::cloud_snapshot_deleted(&handle));
 }
+
+/// An object store that reports an immutability policy on one backup's blobs. Azurite does not
+/// implement immutability policies or legal holds (501), so this wrapper around the local
+/// directory store stands in for what Blob Storage reports on `head` (and refuses on delete).
+struct ImmutableFor {
+    inner: LocalDirObjectStore,
+    prefix: String,
+    until: DateTime<Utc>,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for ImmutableFor {
+    async fn put(
+        &self,
+        key: &str,
+        body: lifeboat_shared::ports::ByteStream,
+        options: PutOptions,
+    ) -> Result<lifeboat_shared::ports::ObjectMeta, lifeboat_shared::ports::ObjectStoreError> {
+        self.inner.put(key, body, options).await
+    }
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<
+        (lifeboat_shared::ports::ObjectMeta, lifeboat_shared::ports::ByteStream),
+        lifeboat_shared::ports::ObjectStoreError,
+    > {
+        self.inner.get(key, range).await
+    }
+    async fn head(
+        &self,
+        key: &str,
+    ) -> Result<lifeboat_shared::ports::ObjectMeta, lifeboat_shared::ports::ObjectStoreError> {
+        let mut meta = self.inner.head(key).await?;
+        if key.starts_with(&self.prefix) {
+            meta.immutable_until = Some(self.until);
+        }
+        Ok(meta)
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        continuation: Option<&str>,
+        limit: usize,
+    ) -> Result<lifeboat_shared::ports::ObjectPage, lifeboat_shared::ports::ObjectStoreError> {
+        self.inner.list(prefix, continuation, limit).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, lifeboat_shared::ports::ObjectStoreError> {
+        assert!(!key.starts_with(&self.prefix), "prune deleted {key}, which is immutable");
+        self.inner.delete(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_backup_the_object_store_keeps_immutable_is_kept_with_that_reason_until_the_policy_ends() {
+    let world = World::new().await;
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let until = start() + Duration::days(20);
+    let objects = ImmutableFor {
+        inner: LocalDirObjectStore::open(world._dir.path().join("objects")).unwrap(),
+        prefix: layout::backup_prefix(&world.cluster, &ids[0]),
+        until,
+    };
+    let deps = PruneDeps { state: &world.state, objects: &objects, clusters: &world.clusters };
+    // keepLast 2, daily 3 would remove day 0; its blobs are immutable for 20 days.
+    let now = start() + Duration::days(3) + Duration::hours(1);
+    let report = prune::run(&world.config, deps, &Options::at(now), false).await.unwrap();
+    let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
+    assert!(judged.decision.is_kept() && !judged.removed, "{judged:?}");
+    assert_eq!(judged.decision.to_string(), "keep: immutable until 2026-11-21T02:00:00Z");
+    assert_eq!(world.blob_count(&ids[0]).await, 2);
+
+    // Once the policy has ended, retention has its way.
+    let objects = ImmutableFor { prefix: "nothing/".into(), ..objects };
+    let deps = PruneDeps { state: &world.state, objects: &objects, clusters: &world.clusters };
+    let later = until + Duration::hours(1);
+    let report = prune::run(&world.config, deps, &Options::at(later), false).await.unwrap();
+    let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
+    assert!(judged.removed, "{judged:?}");
+}

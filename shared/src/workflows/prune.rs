@@ -162,8 +162,22 @@ pub async fn run(
                 records.iter().filter(|(r, _)| r.policy == target.policy.name).collect();
             let (unfinished, live): (Vec<_>, Vec<_>) =
                 mine.into_iter().partition(|(r, _)| r.state == BackupState::Deleting);
-            let candidates: Vec<Candidate> = live.iter().map(|(r, _)| candidate(r, &held, &read)).collect();
-            let decisions = retention::plan(&target.policy.spec.retention, &candidates, options);
+            let mut candidates: Vec<Candidate> = live.iter().map(|(r, _)| candidate(r, &held, &read)).collect();
+            let mut decisions = retention::plan(&target.policy.spec.retention, &candidates, options);
+            // The store's immutability is asked of what would go (one request each), and the
+            // plan made again with what it said.
+            let mut immutable = false;
+            for (i, decision) in decisions.iter().enumerate() {
+                if let (false, Some(((record, _), candidate))) =
+                    (decision.is_kept(), live.get(i).zip(candidates.get_mut(i)))
+                {
+                    candidate.immutable_until = immutable_until(deps.objects, record).await?;
+                    immutable |= candidate.is_immutable_at(options.now);
+                }
+            }
+            if immutable {
+                decisions = retention::plan(&target.policy.spec.retention, &candidates, options);
+            }
             let left_over = unfinished.into_iter().map(|r| (r, Decision::Remove(retention::RemoveReason::NoRule)));
             for ((record, etag), decision) in live.into_iter().zip(decisions).chain(left_over) {
                 let mut judged = Judged {
@@ -206,6 +220,25 @@ fn time_of(record: &BackupRecord) -> DateTime<Utc> {
     }
 }
 
+/// Until when the object store keeps the backup immutable (its manifest's, else its archive's
+/// immutability policy or legal hold), if it does.
+async fn immutable_until(
+    objects: &dyn ObjectStore,
+    record: &BackupRecord,
+) -> Result<Option<DateTime<Utc>>, PruneError> {
+    for key in [
+        layout::manifest_key(&record.cluster, &record.backup_id),
+        layout::archive_key(&record.cluster, &record.backup_id),
+    ] {
+        match objects.head(&key).await {
+            Ok(meta) => return Ok(meta.immutable_until),
+            Err(e) if e.is_not_found() => continue,
+            Err(source) => return Err(PruneError::Blobs { prefix: key, source }),
+        }
+    }
+    Ok(None)
+}
+
 fn candidate(record: &BackupRecord, held: &BTreeSet<String>, read: &BTreeSet<String>) -> Candidate {
     Candidate {
         id: record.backup_id.to_string(),
@@ -213,7 +246,7 @@ fn candidate(record: &BackupRecord, held: &BTreeSet<String>, read: &BTreeSet<Str
         committed: record.state.is_restorable(),
         pre_upgrade: matches!(record.reason, BackupReason::PreUpgrade { .. }),
         pinned: held.contains(record.backup_id.as_str()),
-        // Immutability is enforced by the object store; no adapter here reports it yet.
+        // Asked of the object store for the backups the plan would remove (see `run`).
         immutable_until: None,
         in_use: read.contains(record.backup_id.as_str()),
     }
@@ -308,7 +341,17 @@ async fn remove(
             return Ok(Removal { left_because: Some(why), ..Removal::default() });
         }
     };
-    let blobs = delete_blobs(deps.objects, &layout::backup_prefix(cluster, id)).await?;
+    let blobs = match delete_blobs(deps.objects, &layout::backup_prefix(cluster, id)).await {
+        Ok(blobs) => blobs,
+        // Refused (e.g. a container-level immutability policy not reported per blob): this
+        // backup waits, the others go on.
+        Err(PruneError::Blobs { prefix, source }) if !source.is_transient() => {
+            let why = format!("its blobs under {prefix} could not be deleted: {source}");
+            tracing::warn!(backup.id = %id, cluster = %cluster, "left for the next prune: {why}");
+            return Ok(Removal { snapshots, left_because: Some(why), ..Removal::default() });
+        }
+        Err(e) => return Err(e),
+    };
     match deps.state.delete(layout::TABLE_BACKUPS, cluster.as_str(), id.as_str(), Some(&etag)).await {
         Ok(()) => Ok(Removal { blobs, snapshots, removed: true, left_because: None }),
         Err(e) if e.is_not_found() => Ok(Removal { blobs, snapshots, removed: true, left_because: None }),
