@@ -188,7 +188,7 @@ async fn run(app: &AppState, function: &FunctionDef, input: TriggerInput) -> Res
         ("schedule_tick", TriggerInput::Timer(t)) => schedule_tick::handle(app, t).await,
         ("prune", TriggerInput::Timer(t)) => prune::handle(app, t).await,
         ("staleness", TriggerInput::Timer(t)) => staleness::handle(app, t).await,
-        ("drill", TriggerInput::Timer(_)) => drill::handle(),
+        ("drill", TriggerInput::Timer(t)) => drill::handle(app, t).await,
         ("backup", TriggerInput::Message(m)) => backup::handle(app, &m).await,
         ("snapshot_check", TriggerInput::Message(m)) => snapshot_check::handle(app, &m).await,
         ("copy", TriggerInput::Message(m)) => copy::handle(&m),

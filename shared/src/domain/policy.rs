@@ -273,6 +273,56 @@ pub struct PolicySpec {
     /// protects, into the namespaces it selects, without cluster-scoped objects. `[]` allows
     /// no restore at all.
     pub restores: Option<Vec<RestoreGrant>>,
+    /// Restore drills: the newest backup restored on a schedule into sandbox namespaces,
+    /// checked, and cleaned up (see [`Drill`]). None when absent.
+    pub drill: Option<Drill>,
+}
+
+/// A restore drill: every `every`, the `drill` function restores the newest committed backup's
+/// `namespaces` into `{namespace}{suffix}` of `cluster` (waiting for the workloads to become
+/// ready, PVCs from the snapshots when `volumes`), records the outcome and its RTO (which
+/// `staleness` alerts on), and deletes the sandbox namespaces once the drill has finished.
+/// The policy's restore grants need not cover the sandbox: a drill is allowed exactly those
+/// namespaces, without cluster-scoped objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Drill {
+    /// The namespaces to drill (source names; at least one).
+    pub namespaces: Vec<String>,
+    /// How often (`7d` by default).
+    #[serde(default = "weekly", with = "humantime_serde_compat")]
+    pub every: Duration,
+    /// The cluster to drill in (the backed-up cluster when absent).
+    #[serde(default)]
+    pub cluster: Option<ClusterName>,
+    /// Appended to each namespace's name to make its sandbox (`-drill` by default).
+    #[serde(default = "drill_suffix")]
+    pub suffix: String,
+    /// Restore PVCs from the volume snapshots too (yes by default: that is what is drilled).
+    #[serde(default = "yes")]
+    pub volumes: bool,
+    /// How long the restore may wait for its workloads (`30m` by default).
+    #[serde(default = "half_an_hour", with = "humantime_serde_compat")]
+    pub deadline: Duration,
+}
+
+impl Drill {
+    /// The sandbox of source namespace `namespace`.
+    pub fn sandbox(&self, namespace: &str) -> String {
+        format!("{namespace}{}", self.suffix)
+    }
+}
+
+fn weekly() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+fn half_an_hour() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+fn drill_suffix() -> String {
+    "-drill".to_owned()
 }
 
 /// Where a policy's backups may be restored.
@@ -550,6 +600,33 @@ fn check_policy(policy: &Policy) -> Vec<(&'static str, String)> {
                 "spec.encryption.ageRecipients",
                 format!("{r:?} is not an age recipient (age1…, from `age-keygen -y`)"),
             ));
+        }
+    }
+    if let Some(drill) = &spec.drill {
+        if drill.namespaces.is_empty() {
+            problems.push(("spec.drill.namespaces", "names no namespace to drill".to_owned()));
+        }
+        if drill.suffix.is_empty() {
+            problems
+                .push(("spec.drill.suffix", "must not be empty: a drill never restores over its source".to_owned()));
+        }
+        if drill.every.is_zero() {
+            problems.push(("spec.drill.every", "must be longer than zero".to_owned()));
+        }
+        for ns in &drill.namespaces {
+            let sandbox = drill.sandbox(ns);
+            let valid = sandbox.len() <= 63
+                && sandbox.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && sandbox.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && sandbox.ends_with(|c: char| c.is_ascii_alphanumeric());
+            if !valid || ns.contains('*') {
+                problems.push((
+                    "spec.drill.namespaces",
+                    format!(
+                        "{ns:?}: its sandbox {sandbox:?} is not a namespace name (lowercase, digits, '-', at most 63)"
+                    ),
+                ));
+            }
         }
     }
     if let CatchUp::All { max: 0 } = spec.catch_up {
