@@ -655,3 +655,25 @@ async fn a_drill_restores_into_its_sandbox_waits_for_readiness_records_its_rto_a
     let due = run_drill(&w).await;
     assert!(due.contains("1 started"), "a week later the next drill starts: {due}");
 }
+
+#[tokio::test]
+async fn an_error_no_redelivery_can_fix_ends_the_restore_failed_with_the_reason_not_stuck_applying() {
+    let w = world().await;
+    // The identity may create CRDs in dr but not read them back, so waiting for the restored
+    // CRD to be established meets a 403: no delivery can get past it.
+    w.dr.faults()
+        .deny(lifeboat_test_apiserver::Denial::new("apiextensions.k8s.io", "customresourcedefinitions").verb("get"));
+    let req = request(json!({
+        "targetCluster": "dr", "namespaceMapping": {"shop": "shop-restore"}, "clusterScoped": true,
+    }));
+    let outcome = submit(&w, &w.app, &req).await;
+    let text = format!("{outcome:?}");
+    assert!(text.contains("DeadLetter") || outcome.is_err(), "not retried for ever: {text}");
+    let record = record(&w, &req).await;
+    assert_eq!(record.phase, RestorePhase::Failed, "{record:?}");
+    assert!(record.reason.as_deref().is_some_and(|r| r.contains("forbidden")), "{:?}", record.reason);
+    let events = events(&w).await;
+    let last = events.last().expect("events");
+    assert_eq!(last.phase, RestorePhase::Failed);
+    assert!(last.detail.starts_with("failed: "), "{last:?}");
+}
