@@ -495,3 +495,29 @@ async fn a_backup_the_object_store_keeps_immutable_is_kept_with_that_reason_unti
     let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
     assert!(judged.removed, "{judged:?}");
 }
+
+#[tokio::test]
+async fn holds_and_restore_leases_protect_backups_whose_ids_contain_dots() {
+    let world = World::new().await;
+    let policy = PolicyName::new("nightly").unwrap();
+    let mut ids = Vec::new();
+    for day in 0..6 {
+        // On-demand backups named by a pipeline with dots in the name (`release.v1.2.…`).
+        let id = BackupId::parse(format!("release.v1.{day}")).unwrap();
+        let created = start() + Duration::days(day);
+        let reason = BackupReason::OnDemand { request_id: format!("r{day}"), requested_by: None };
+        let mut record = BackupRecord::requested(id.clone(), world.cluster.clone(), policy.clone(), reason, created);
+        record.state = BackupState::Committed;
+        catalog::claim(&world.state, &record).await.unwrap();
+        ids.push(id);
+    }
+    world.state.upsert(layout::TABLE_HOLDS, &Entity::new("prod", ids[0].as_str())).await.unwrap();
+    let lease = Entity::new("prod", format!("{}.restore-7-abc", ids[1])).with("until", "2026-12-31T00:00:00Z");
+    world.state.upsert(layout::TABLE_BACKUP_READERS, &lease).await.unwrap();
+    let report = world.prune(start() + Duration::days(6), false).await;
+    let kept: BTreeSet<String> =
+        report.backups.iter().filter(|b| b.decision.is_kept()).map(|b| b.backup_id.to_string()).collect();
+    assert!(kept.contains(ids[0].as_str()), "held: {}", report.summary());
+    assert!(kept.contains(ids[1].as_str()), "read by a running restore: {}", report.summary());
+    assert!(!kept.contains(ids[2].as_str()), "neither held nor read, past keepLast and daily");
+}

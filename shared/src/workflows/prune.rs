@@ -152,10 +152,20 @@ pub async fn run(
         let records = catalog::list_versions(state, cluster).await?;
         // Connected, and its snapshots read, once: when the first backup of the cluster goes.
         let mut connected: Option<Result<Connected, String>> = None;
-        let held = keys(state, TABLE_HOLDS, cluster, |_| true).await?;
-        let read = keys(state, TABLE_BACKUP_READERS, cluster, |e| {
-            e.str("until").and_then(|u| DateTime::parse_from_rfc3339(u).ok()).is_some_and(|until| until > options.now)
-        })
+        // A hold's row key is the backup id; a reader's is `{backup id}.{restore id}` (restore ids
+        // have no '.', backup ids may).
+        let held = keys(state, TABLE_HOLDS, cluster, |_| true, |row| row).await?;
+        let read = keys(
+            state,
+            TABLE_BACKUP_READERS,
+            cluster,
+            |e| {
+                e.str("until")
+                    .and_then(|u| DateTime::parse_from_rfc3339(u).ok())
+                    .is_some_and(|until| until > options.now)
+            },
+            |row| row.rsplit_once('.').map_or(row, |(backup, _)| backup),
+        )
         .await?;
         for target in targets {
             let mine: Vec<&(BackupRecord, ETag)> =
@@ -252,22 +262,19 @@ fn candidate(record: &BackupRecord, held: &BTreeSet<String>, read: &BTreeSet<Str
     }
 }
 
-/// The backup ids (row keys up to the first `.`) of the cluster's partition of `table` whose
-/// entity passes `keep`.
+/// The backup ids (`backup_of` each row key) of the cluster's partition of `table` whose entity
+/// passes `keep`.
 async fn keys(
     state: &dyn StateStore,
     table: &'static str,
     cluster: &ClusterName,
     keep: impl Fn(&crate::ports::state_store::Entity) -> bool,
+    backup_of: impl Fn(&str) -> &str,
 ) -> Result<BTreeSet<String>, PruneError> {
     let entities = query_all(state, table, &Query::partition(cluster.as_str()))
         .await
         .map_err(|source| PruneError::Table { table, cluster: cluster.to_string(), source })?;
-    Ok(entities
-        .iter()
-        .filter(|e| keep(e))
-        .map(|e| e.row_key.split('.').next().unwrap_or_default().to_owned())
-        .collect())
+    Ok(entities.iter().filter(|e| keep(e)).map(|e| backup_of(&e.row_key).to_owned()).collect())
 }
 
 /// A cluster's client and what it holds of Lifeboat's snapshots.
