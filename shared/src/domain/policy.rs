@@ -51,6 +51,10 @@ pub struct ConfigError {
 pub struct ClusterSpec {
     /// The Azure region (or other location) the cluster runs in.
     pub region: String,
+    /// Tags recorded in every backup's manifest (`git_tag: v1.4.2`, `env: prod`): what was
+    /// deployed when it was taken.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
     /// How to reach it.
     #[serde(flatten)]
     pub connection: ClusterConnection,

@@ -19,12 +19,24 @@ use crate::ports::bus::OutgoingMessage;
 use crate::ports::object_store::{ObjectStoreError, PutOptions, collect_bytes, stream_from_bytes};
 use crate::ports::state_store::ETag;
 
+/// What the backup knows of the cluster, for the manifest.
+pub(crate) struct ClusterFacts<'a> {
+    /// Its Kubernetes version.
+    pub version: &'a str,
+    /// Its region.
+    pub region: &'a str,
+    /// Its tags (e.g. `git_tag`).
+    pub tags: &'a BTreeMap<String, String>,
+}
+
 /// What the export leaves for the commit.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ExportDoc {
     cluster_version: String,
     cluster_region: String,
+    #[serde(default)]
+    cluster_tags: BTreeMap<String, String>,
     recipients: Vec<String>,
     export: ExportResult,
 }
@@ -33,14 +45,14 @@ struct ExportDoc {
 pub(crate) async fn save_export(
     deps: &Deps<'_>,
     record: &BackupRecord,
-    cluster: (&str, &str),
+    cluster: &ClusterFacts<'_>,
     recipients: &[String],
     export: &ExportResult,
 ) -> Result<(), BackupError> {
-    let (cluster_version, cluster_region) = cluster;
     let doc = ExportDoc {
-        cluster_version: cluster_version.to_owned(),
-        cluster_region: cluster_region.to_owned(),
+        cluster_version: cluster.version.to_owned(),
+        cluster_region: cluster.region.to_owned(),
+        cluster_tags: cluster.tags.clone(),
         recipients: recipients.to_vec(),
         export: export.clone(),
     };
@@ -93,7 +105,7 @@ pub async fn commit(
         committed_at: deps.now,
         cluster_version: doc.cluster_version,
         cluster_region: doc.cluster_region,
-        cluster_tags: BTreeMap::new(),
+        cluster_tags: doc.cluster_tags,
         selection: policy.spec.selection.clone(),
         archive: ArchiveInfo {
             key: archive_key,

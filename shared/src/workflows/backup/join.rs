@@ -73,8 +73,12 @@ pub(crate) async fn run(
     };
     let cluster_version = with_retry(settings.export.retry, || deps.cluster.version()).await?;
     let (export, snapshots, warnings) = merge(parts, joined);
-    commit::save_export(deps, &record, (&cluster_version, &cluster_def.spec.region), &options.recipients, &export)
-        .await?;
+    let facts = commit::ClusterFacts {
+        version: &cluster_version,
+        region: &cluster_def.spec.region,
+        tags: &cluster_def.spec.tags,
+    };
+    commit::save_export(deps, &record, &facts, &options.recipients, &export).await?;
     record.warnings = export.warnings.clone();
     record.warnings.extend(warnings);
     record.snapshots = snapshots;
