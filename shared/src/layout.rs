@@ -8,6 +8,10 @@ use crate::domain::names::ClusterName;
 pub const TABLE_SCHEDULE_CURSORS: &str = "schedulecursors";
 /// Table of schedule slot claims: partition = target key, row = slot.
 pub const TABLE_SLOT_CLAIMS: &str = "slotclaims";
+/// Table of upgrade-event claims: partition = target key, row = the backup id the event
+/// asked for (derived from the event id). Properties: `eventId`, `eventType`, `state`
+/// (`claimed`, `sent`, `skipped`), `nodePool`, `freshBackupId`, `rollingOutcome`.
+pub const TABLE_UPGRADE_CLAIMS: &str = "upgradeclaims";
 /// The backup catalog: partition = cluster, row = backup id.
 pub const TABLE_BACKUPS: &str = "backups";
 /// Restores: partition = target cluster, row = restore id.

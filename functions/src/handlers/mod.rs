@@ -76,7 +76,8 @@ pub enum TriggerInput {
     Timer(TimerInput),
     /// A queue message.
     Message(MessageInput),
-    /// One Event Grid event (Event Grid schema or CloudEvents 1.0).
+    /// An Event Grid delivery: one event or an array of them (Event Grid schema or
+    /// CloudEvents 1.0).
     Event(Value),
     /// An HTTP request.
     Http(HttpInput),
@@ -193,7 +194,7 @@ async fn run(app: &AppState, function: &FunctionDef, input: TriggerInput) -> Res
         ("snapshot_check", TriggerInput::Message(m)) => snapshot_check::handle(app, &m).await,
         ("copy", TriggerInput::Message(m)) => copy::handle(&m),
         ("restore", TriggerInput::Message(m)) => restore::handle(app, &m).await,
-        ("upgrade_event", TriggerInput::Event(e)) => upgrade_event::handle(&e),
+        ("upgrade_event", TriggerInput::Event(e)) => upgrade_event::handle(app, &e).await,
         ("status", TriggerInput::Http(_)) => status::handle(app).await,
         (name, input) => Err(HandlerError::WrongTrigger {
             function: name.to_owned(),

@@ -18,7 +18,12 @@
 //!   rpo: 26h
 //!   retention: { keepLast: 7, daily: 14, weekly: 8 }
 //!   replication: { region: northeurope, rpo: 30h }
+//!   preUpgrade: { on: [PreUpgrade, NodePoolRollingStarted, ScheduledMaintenance], freshness: 6h }
 //! ```
+//!
+//! `preUpgrade` (optional; these are its defaults) says which upgrade events from Event Grid
+//! start a backup and how fresh an existing one must be to skip it: see
+//! [`crate::domain::pre_upgrade_policy`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,6 +31,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::names::{ClusterName, PolicyName};
+use super::pre_upgrade_policy::PreUpgradeSpec;
 use super::schedule::{CatchUp, Schedule};
 
 /// The only `apiVersion` this build reads.
@@ -76,7 +82,22 @@ pub enum ClusterConnection {
         path: Option<String>,
         /// Context to use (the current one when absent).
         context: Option<String>,
+        /// The ARM resource id of the AKS cluster this kubeconfig reaches, if it is one (e.g. a
+        /// kubeconfig from `az aks get-credentials`): lets upgrade events name the cluster.
+        #[serde(rename = "resourceId", default)]
+        resource_id: Option<String>,
     },
+}
+
+impl ClusterConnection {
+    /// The cluster's ARM resource id, when it is an AKS cluster (declared by `aks.resourceId`
+    /// or `kubeconfig.resourceId`).
+    pub fn arm_resource_id(&self) -> Option<&str> {
+        match self {
+            ClusterConnection::Aks { resource_id } => Some(resource_id),
+            ClusterConnection::Kubeconfig { resource_id, .. } => resource_id.as_deref(),
+        }
+    }
 }
 
 /// What a policy backs up.
@@ -280,6 +301,9 @@ pub struct PolicySpec {
     /// Restore drills: the newest backup restored on a schedule into sandbox namespaces,
     /// checked, and cleaned up (see [`Drill`]). None when absent.
     pub drill: Option<Drill>,
+    /// Backups before upgrades, from Event Grid events (see [`PreUpgradeSpec`]).
+    #[serde(default)]
+    pub pre_upgrade: PreUpgradeSpec,
 }
 
 /// A restore drill: every `every`, the `drill` function restores the newest committed backup's

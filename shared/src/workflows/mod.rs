@@ -10,3 +10,4 @@ pub mod retry;
 pub mod schedule_tick;
 pub mod snapshot_check;
 pub mod staleness;
+pub mod upgrade_event;

@@ -237,7 +237,7 @@ impl ClusterConnector for KubeconfigConnector {
             return Ok(Arc::new(client.clone()));
         }
         let client = match &cluster.spec.connection {
-            ClusterConnection::Kubeconfig { path, context } => {
+            ClusterConnection::Kubeconfig { path, context, .. } => {
                 KubeCluster::from_kubeconfig(path.as_deref().map(Path::new), context.as_deref()).await?
             }
             ClusterConnection::Aks { resource_id } => {
