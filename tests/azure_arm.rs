@@ -192,6 +192,33 @@ async fn delete_follows_the_async_operation_and_is_idempotent() {
 }
 
 #[tokio::test]
+async fn delete_follows_a_location_header_until_it_stops_answering_202() {
+    let (arm, copier, _) = copier().await;
+    let replica = copier.start_copy(SOURCE, "northeurope").await.expect("started");
+    {
+        let mut fake = arm.state.lock().expect("lock");
+        fake.location_polling = true;
+        fake.operation_polls = 2;
+    }
+    assert!(copier.delete(&replica).await.expect("deleted"));
+    let polls: Vec<Option<String>> =
+        arm.requests().into_iter().filter(|r| r.path.contains("/operationResults/")).map(|r| r.authorization).collect();
+    assert_eq!(polls.len(), 3, "202 twice, then 204");
+    assert!(polls.iter().all(|a| a.as_deref() == Some(&*format!("Bearer {TOKEN}"))));
+}
+
+#[tokio::test]
+async fn an_operation_url_off_arms_host_is_not_polled() {
+    let (arm, copier, _) = copier().await;
+    let replica = copier.start_copy(SOURCE, "northeurope").await.expect("started");
+    arm.state.lock().expect("lock").poll_host = Some("attacker.example:8080".to_owned());
+    let err = copier.delete(&replica).await.expect_err("refused");
+    let text = err.to_string();
+    assert!(text.contains("status URL http://attacker.example:8080/") && text.contains(" is not on "), "{text}");
+    assert!(arm.requests().iter().all(|r| !r.path.contains("/operations/")));
+}
+
+#[tokio::test]
 async fn a_deletion_that_fails_reports_arms_error() {
     let (arm, copier, _) = copier().await;
     let replica = copier.start_copy(SOURCE, "northeurope").await.expect("started");

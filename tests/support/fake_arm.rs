@@ -54,6 +54,10 @@ pub struct FakeArm {
     pub operation_polls: u32,
     /// How deletions end: `Succeeded` (default) or `Failed`.
     pub delete_outcome: Option<&'static str>,
+    /// Deletions name a `Location` (202 until done) instead of an `Azure-AsyncOperation`.
+    pub location_polling: bool,
+    /// The host operation URLs name, instead of this server's (a misbehaving server).
+    pub poll_host: Option<String>,
     next_operation: u32,
 }
 
@@ -161,6 +165,9 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: 
     if path.contains("/operations/") {
         return poll_operation(&mut fake, &path);
     }
+    if path.contains("/operationResults/") {
+        return poll_location(&mut fake, &path);
+    }
     let key = path.to_ascii_lowercase();
     match method {
         Method::GET => get(&mut fake, &key, &path),
@@ -235,7 +242,29 @@ fn delete(fake: &mut FakeArm, key: &str, path: &str, host: &str) -> Response {
     let outcome = fake.delete_outcome.unwrap_or("Succeeded");
     let operation = new_operation(fake, outcome);
     let response = StatusCode::ACCEPTED.into_response();
-    with_header(operation_header(response, host, &location, &operation), "retry-after", "0")
+    let host = fake.poll_host.clone().unwrap_or_else(|| host.to_owned());
+    let response = if fake.location_polling {
+        let url = format!(
+            "http://{host}/subscriptions/sub/providers/Microsoft.Compute/locations/{location}/operationResults/{operation}?api-version=2024-03-02"
+        );
+        with_header(response, "location", &url)
+    } else {
+        operation_header(response, &host, &location, &operation)
+    };
+    with_header(response, "retry-after", "0")
+}
+
+fn poll_location(fake: &mut FakeArm, path: &str) -> Response {
+    let id = path.rsplit('/').next().unwrap_or_default().to_owned();
+    let Some((left, _)) = fake.operations.get_mut(&id) else {
+        return arm_error(404, "NotFound", "no such operation");
+    };
+    if *left > 0 {
+        *left -= 1;
+        with_header(StatusCode::ACCEPTED.into_response(), "retry-after", "0")
+    } else {
+        StatusCode::NO_CONTENT.into_response()
+    }
 }
 
 fn new_operation(fake: &mut FakeArm, outcome: &'static str) -> String {
