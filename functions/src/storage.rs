@@ -9,6 +9,8 @@
 //! | `LIFEBOAT_TABLE_ENDPOINT` | e.g. `https://acct.table.core.windows.net`, Azurite: `http://127.0.0.1:10002/devstoreaccount1` |
 //! | `LIFEBOAT_AZURE_AUTH` | `managed-identity` (default), `workload-identity`, `azure-cli` or `dev-key` (Azurite only) |
 //! | `LIFEBOAT_AZURE_CLIENT_ID` | client id of a user-assigned managed identity (else `AZURE_CLIENT_ID`, else system-assigned) |
+//! | `LIFEBOAT_REPLICA_RESOURCE_GROUP` | `/subscriptions/{id}/resourceGroups/{name}`: where cross-region snapshot replicas are created (ARM `CopyStart`); unset: no snapshot copier (see [`crate::replicas`]) |
+//! | `LIFEBOAT_ARM_ENDPOINT` | Azure Resource Manager's endpoint for a sovereign cloud (default `https://management.azure.com`) |
 //!
 //! No setting holds a key or SAS: Azure access is by identity, and `dev-key` is Azurite's public
 //! development key, refused for anything but a loopback endpoint.

@@ -1,5 +1,6 @@
 //! The domain: pure decisions, no IO. Takes data and `now`, returns values.
 
+pub mod arm_id;
 pub mod hooks;
 pub mod ids;
 pub mod manifest;

@@ -10,6 +10,7 @@
 //! the `azure_core` pipeline, so retries, request ids and logging (with secrets redacted) are the
 //! SDK's.
 
+pub mod arm;
 pub mod blob;
 pub mod credential;
 mod errors;
