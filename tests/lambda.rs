@@ -22,6 +22,8 @@ use lifeboat_shared::ports::{QueueReceiver, SystemClock};
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
+mod support;
+
 const API: &str = "/2018-06-01/runtime";
 const FUNCTION_ARN: &str = "arn:aws:lambda:eu-west-1:123456789012:function:lifeboat";
 
@@ -110,6 +112,10 @@ impl Drop for Runtime {
 }
 
 fn start_lambda(port: u16, data: &Path, config: &Path, kubeconfig: &Path) -> Runtime {
+    start_lambda_with(port, data, config, kubeconfig, &[])
+}
+
+fn start_lambda_with(port: u16, data: &Path, config: &Path, kubeconfig: &Path, env: &[(&str, String)]) -> Runtime {
     let child = Command::new(env!("CARGO_BIN_EXE_lifeboat"))
         .arg("lambda")
         .env("AWS_LAMBDA_RUNTIME_API", format!("127.0.0.1:{port}"))
@@ -119,6 +125,7 @@ fn start_lambda(port: u16, data: &Path, config: &Path, kubeconfig: &Path) -> Run
         .env("LIFEBOAT_LOG", "warn")
         .env_remove("LIFEBOAT_STORAGE")
         .env_remove("LIFEBOAT_BUS")
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -264,4 +271,57 @@ async fn a_runtime_that_cannot_start_reports_an_init_error() {
         waited += Duration::from_millis(50);
     };
     assert!(!status.success(), "it exits with a failure: {status:?}");
+}
+
+/// On AWS storage (S3 and SQS on moto): the tick's backup request goes to the SQS queue the
+/// backup function's event source mapping reads, named as the Lambda host expects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_aws_the_tick_sends_its_backup_request_to_sqs() {
+    use lifeboat_shared::adapters::aws::{S3ObjectStore, S3Settings, SqsBus, SqsSettings};
+    use support::moto::{Moto, REGION};
+
+    let Some(moto) = Moto::start() else { return };
+    let sqs =
+        SqsSettings { queue_url_prefix: moto.queue_url_prefix("lifeboat-"), region: REGION.to_owned(), fifo: false };
+    let bus = SqsBus::new(sqs.clone(), Moto::credentials()).expect("bus");
+    bus.create_queue("backup-requests").await.expect("queue");
+    let s3 = S3Settings {
+        bucket: "lifeboat-backups".to_owned(),
+        region: REGION.to_owned(),
+        endpoint: Some(moto.endpoint()),
+    };
+    S3ObjectStore::new(&s3, Moto::credentials()).expect("store").create_bucket().await.expect("bucket");
+
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (data, config, kubeconfig) = (dir.path().join("data"), dir.path().join("policy.yaml"), dir.path().join("kube"));
+    std::fs::write(&config, CONFIG).expect("config");
+    std::fs::write(&kubeconfig, UNREACHABLE_KUBECONFIG).expect("kubeconfig");
+    let (port, events, mut answers) = start_runtime_api().await;
+    let credentials = Moto::credentials();
+    let env = [
+        ("LIFEBOAT_STORAGE", "aws".to_owned()),
+        ("LIFEBOAT_S3_BUCKET", s3.bucket.clone()),
+        ("LIFEBOAT_S3_ENDPOINT", moto.endpoint()),
+        ("LIFEBOAT_BUS", "sqs".to_owned()),
+        ("LIFEBOAT_SQS_QUEUE_URL_PREFIX", sqs.queue_url_prefix.clone()),
+        ("AWS_REGION", REGION.to_owned()),
+        ("AWS_ACCESS_KEY_ID", credentials.access_key_id.clone()),
+        ("AWS_SECRET_ACCESS_KEY", credentials.secret_access_key.clone()),
+    ];
+    let _lambda = start_lambda_with(port, &data, &config, &kubeconfig, &env);
+
+    let scheduled = json!({
+        "version": "0", "id": "2f4c5d7e-0000-4000-8000-000000000001", "detail-type": "Scheduled Event",
+        "source": "aws.events", "account": "123456789012", "time": "2026-11-22T10:00:00Z", "region": "eu-west-1",
+        "resources": ["arn:aws:events:eu-west-1:123456789012:rule/lifeboat-schedule_tick"], "detail": {}
+    });
+    events.lock().expect("events").push_back(("tick-aws".into(), scheduled));
+    let tick = answer(&mut answers).await;
+    assert_eq!((tick.request_id.as_str(), tick.kind), ("tick-aws", "response"), "{tick:?}");
+    let received = bus.receive("backup-requests", 2).await.expect("receive");
+    assert_eq!(received.len(), 1, "the tick sent one backup request to SQS: {received:?}");
+    let request: Value = serde_json::from_str(&received[0].body).expect("a JSON request");
+    assert_eq!(request["cluster"], "prod", "{request}");
+    assert!(received[0].attributes.contains_key("message-id"), "{:?}", received[0].attributes);
+    assert!(!data.join("queues.sqlite").exists(), "no local queue is used on SQS");
 }
