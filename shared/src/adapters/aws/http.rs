@@ -19,6 +19,11 @@ pub(crate) struct SignedClient {
     service: &'static str,
 }
 
+/// Attempts of one call, the first included.
+pub(crate) const ATTEMPTS: u32 = 3;
+/// The wait before the first retry.
+pub(crate) const FIRST_BACKOFF: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// A request: the path already URI-encoded, the query not.
 #[derive(Debug, Default)]
 pub(crate) struct Call {
@@ -129,8 +134,26 @@ impl SignedClient {
         })
     }
 
-    /// Signs and sends `call`; an answer outside 2xx (and 304) becomes [`CallError::Service`].
+    /// Signs and sends `call`, again after a transient failure (throttling, 5xx, a broken
+    /// connection) up to [`ATTEMPTS`] times in all, waiting [`FIRST_BACKOFF`] and then four
+    /// times longer each time; an answer outside 2xx becomes [`CallError::Service`].
     pub(crate) async fn send(&self, method: reqwest::Method, call: Call) -> Result<reqwest::Response, CallError> {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempt = 1;
+        loop {
+            match self.send_once(method.clone(), &call).await {
+                Err(e) if e.is_transient() && attempt < ATTEMPTS => {
+                    tracing::debug!(attempt, "AWS call failed, retrying in {backoff:?}: {e}");
+                    tokio::time::sleep(backoff).await;
+                    backoff *= 4;
+                    attempt += 1;
+                }
+                result => return result,
+            }
+        }
+    }
+
+    async fn send_once(&self, method: reqwest::Method, call: &Call) -> Result<reqwest::Response, CallError> {
         let payload_sha256 = sigv4::sha256_hex(&call.body);
         let signing = sigv4::Request {
             method: method.as_str(),
@@ -155,7 +178,8 @@ impl SignedClient {
         for (name, value) in added {
             request = request.header(name, value);
         }
-        let response = request.body(call.body).send().await?;
+        // `Bytes` clones share the buffer: a retry does not copy the body.
+        let response = request.body(call.body.clone()).send().await?;
         let status = response.status().as_u16();
         if response.status().is_success() {
             return Ok(response);
@@ -168,7 +192,49 @@ impl SignedClient {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
     use super::*;
+
+    /// A server that answers `503 SlowDown` `failures` times, then 200; returns its origin and
+    /// the count of requests it saw.
+    async fn flaky_server(failures: u32) -> (String, Arc<AtomicU32>) {
+        let seen = Arc::new(AtomicU32::new(0));
+        let counter = Arc::clone(&seen);
+        let app = axum::Router::new().fallback(move |headers: axum::http::HeaderMap| {
+            let counter = Arc::clone(&counter);
+            async move {
+                assert!(headers.contains_key("authorization"), "every attempt is signed");
+                if counter.fetch_add(1, Ordering::SeqCst) < failures {
+                    (axum::http::StatusCode::SERVICE_UNAVAILABLE, "<Error><Code>SlowDown</Code></Error>")
+                } else {
+                    (axum::http::StatusCode::OK, "ok")
+                }
+            }
+        });
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let port = listener.local_addr().expect("address").port();
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        (format!("http://127.0.0.1:{port}/"), seen)
+    }
+
+    #[tokio::test]
+    async fn transient_failures_are_retried_a_bounded_number_of_times() {
+        let credentials = AwsCredentials::new("AKID", "secret");
+        let (origin, seen) = flaky_server(ATTEMPTS - 1).await;
+        let client = SignedClient::new(&origin, credentials.clone(), "eu-west-1", "s3").expect("client");
+        let body = client.send(reqwest::Method::GET, Call { path: "/k".into(), ..Call::default() }).await;
+        assert_eq!(body.expect("the last attempt succeeds").text().await.expect("text"), "ok");
+        assert_eq!(seen.load(Ordering::SeqCst), ATTEMPTS);
+
+        let (origin, seen) = flaky_server(u32::MAX).await;
+        let client = SignedClient::new(&origin, credentials, "eu-west-1", "s3").expect("client");
+        let err = client.send(reqwest::Method::GET, Call { path: "/k".into(), ..Call::default() }).await;
+        let err = err.expect_err("always throttled");
+        assert_eq!((err.status(), err.code(), err.is_transient()), (Some(503), "SlowDown", true));
+        assert_eq!(seen.load(Ordering::SeqCst), ATTEMPTS, "no more than {ATTEMPTS} attempts");
+    }
 
     #[test]
     fn s3_and_sqs_error_answers_are_read() {
