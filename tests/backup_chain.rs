@@ -60,7 +60,7 @@ async fn world(spec_extra: &str) -> World {
 apiVersion: lifeboat.io/v1alpha1
 kind: Cluster
 metadata: {{ name: prod }}
-spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }} }}
+spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }}, tags: {{ git_tag: v1.4.2 }} }}
 ---
 apiVersion: lifeboat.io/v1alpha1
 kind: BackupPolicy
@@ -145,6 +145,7 @@ async fn a_scheduled_backup_is_committed_with_every_object_and_its_snapshot() {
     let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("manifest JSON");
     assert_eq!(manifest.cluster_version, "v1.33.5");
     assert_eq!(manifest.cluster_region, "westeurope");
+    assert_eq!(manifest.cluster_tags.get("git_tag").map(String::as_str), Some("v1.4.2"), "the cluster's tags");
     assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
 
     // The snapshot: requested for the StatefulSet's PVC, ready, with an Azure disk snapshot id.
@@ -413,7 +414,12 @@ async fn crash_at(n: usize, when: crash::When, spec_extra: &str) -> bool {
         return false;
     }
     let what = format!("crash {when:?} write {n}");
-    assert_eq!(state, Some(BackupState::Committed), "{what}: the backup did not settle as committed");
+    if state != Some(BackupState::Committed) {
+        let cluster = ClusterName::new("prod").expect("name");
+        let id = BackupId::parse("hourly-20261122t100000z").expect("id");
+        let record = catalog::get(w.app.state.as_ref(), &cluster, &id).await.expect("catalog").map(|(r, _)| r);
+        panic!("{what}: the backup did not settle as committed: {:?}", record.map(|r| (r.state, r.failure)));
+    }
     let (_, body) =
         w.app.objects.get("backups/prod/hourly-20261122t100000z/manifest.json", None).await.expect("manifest");
     let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("json");

@@ -5,10 +5,12 @@
 use std::collections::BTreeSet;
 
 use chrono::{DateTime, Duration, TimeZone, Utc};
+use lifeboat_shared::adapters::kube::KubeconfigConnector;
 use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
 use lifeboat_shared::adapters::sqlite::SqliteStateStore;
 use lifeboat_shared::catalog;
 use lifeboat_shared::domain::ids::BackupId;
+use lifeboat_shared::domain::manifest::SnapshotRecord;
 use lifeboat_shared::domain::messages::BackupReason;
 use lifeboat_shared::domain::names::{ClusterName, PolicyName};
 use lifeboat_shared::domain::policy::Config;
@@ -19,18 +21,25 @@ use lifeboat_shared::ports::object_store::stream_from_bytes;
 use lifeboat_shared::ports::{
     BatchOp, ETag, Entity, ObjectStore, Page, PutOptions, Query, StateStore, StateStoreError,
 };
-use lifeboat_shared::workflows::prune;
+use lifeboat_shared::workflows::prune::{self, PruneDeps};
+use lifeboat_test_apiserver::{Options as TestOptions, Running, TestApiServer};
 
-const CONFIG: &str = "apiVersion: lifeboat.io/v1alpha1
+/// The policy, its cluster reached through `kubeconfig`.
+fn config_yaml(kubeconfig: &std::path::Path) -> String {
+    format!(
+        "apiVersion: lifeboat.io/v1alpha1
 kind: Cluster
-metadata: { name: prod }
-spec: { region: westeurope, kubeconfig: {} }
+metadata: {{ name: prod }}
+spec: {{ region: westeurope, kubeconfig: {{ path: '{}' }} }}
 ---
 apiVersion: lifeboat.io/v1alpha1
 kind: BackupPolicy
-metadata: { name: nightly }
-spec: { clusters: [prod], schedule: '0 0 2 * * *', rpo: 26h, retention: { keepLast: 2, daily: 3 } }
-";
+metadata: {{ name: nightly }}
+spec: {{ clusters: [prod], schedule: '0 0 2 * * *', rpo: 26h, retention: {{ keepLast: 2, daily: 3 }} }}
+",
+        kubeconfig.display()
+    )
+}
 
 fn start() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 1, 2, 0, 0).unwrap()
@@ -41,17 +50,30 @@ struct World {
     state: SqliteStateStore,
     objects: LocalDirObjectStore,
     config: Config,
+    yaml: String,
     cluster: ClusterName,
+    server: Running,
+    clusters: KubeconfigConnector,
 }
 
 impl World {
-    fn new() -> Self {
+    async fn new() -> Self {
         let dir = tempfile::tempdir().unwrap();
         // The embedded defaults' layout of a data directory, so `lifeboat prune --data` reads it.
         let state = SqliteStateStore::open(&dir.path().join("state.sqlite")).unwrap();
         let objects = LocalDirObjectStore::open(dir.path().join("objects")).unwrap();
-        let config = Config::from_sources([("p.yaml", CONFIG)]).unwrap();
-        Self { _dir: dir, state, objects, config, cluster: ClusterName::new("prod").unwrap() }
+        let server = TestApiServer::start(TestOptions::default()).await.unwrap();
+        server.seed_snapshot_crds().await.unwrap();
+        let kubeconfig = dir.path().join("kubeconfig");
+        server.write_kubeconfig(&kubeconfig).unwrap();
+        let yaml = config_yaml(&kubeconfig);
+        let config = Config::from_sources([("p.yaml", yaml.as_str())]).unwrap();
+        let clusters = KubeconfigConnector::default();
+        Self { _dir: dir, state, objects, config, yaml, cluster: ClusterName::new("prod").unwrap(), server, clusters }
+    }
+
+    fn deps(&self) -> PruneDeps<'_> {
+        PruneDeps { state: &self.state, objects: &self.objects, clusters: &self.clusters }
     }
 
     /// A backup of the nightly slot `day` days after the start, with two blobs, in `state`.
@@ -78,13 +100,13 @@ impl World {
     }
 
     async fn prune(&self, now: DateTime<Utc>, dry_run: bool) -> prune::PruneReport {
-        prune::run(&self.config, &self.state, &self.objects, &Options::at(now), dry_run).await.unwrap()
+        prune::run(&self.config, self.deps(), &Options::at(now), dry_run).await.unwrap()
     }
 }
 
 #[tokio::test]
 async fn prune_removes_exactly_what_retention_says_blobs_then_entry_and_is_idempotent() {
-    let world = World::new();
+    let world = World::new().await;
     let mut ids = Vec::new();
     for day in 0..10 {
         ids.push(world.backup(day, BackupState::Committed).await);
@@ -147,7 +169,7 @@ async fn prune_removes_exactly_what_retention_says_blobs_then_entry_and_is_idemp
 
 #[tokio::test]
 async fn an_interrupted_removal_is_finished_by_the_next_run() {
-    let world = World::new();
+    let world = World::new().await;
     let mut ids = Vec::new();
     for day in 0..3 {
         ids.push(world.backup(day, BackupState::Committed).await);
@@ -197,15 +219,16 @@ impl StateStore for Racing {
 
 #[tokio::test]
 async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
-    let world = World::new();
+    let world = World::new().await;
     let mut ids = Vec::new();
     for day in 0..4 {
         ids.push(world.backup(day, BackupState::Committed).await);
     }
-    let World { state, objects, config, cluster, _dir } = world;
+    let World { state, objects, config, cluster, clusters, .. } = world;
     let racing = Racing(state);
     let now = start() + Duration::days(4);
-    let report = prune::run(&config, &racing, &objects, &Options::at(now), false).await.unwrap();
+    let deps = PruneDeps { state: &racing, objects: &objects, clusters: &clusters };
+    let report = prune::run(&config, deps, &Options::at(now), false).await.unwrap();
     let going: Vec<_> = report.backups.iter().filter(|b| !b.decision.is_kept()).collect();
     assert_eq!(going.len(), 1, "{}", report.summary()); // keepLast 2, daily 3: day 0 goes
     assert!(!going[0].removed && going[0].blobs_deleted == 0, "{:?}", going[0]);
@@ -214,16 +237,16 @@ async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
     assert!(objects.head(&archive).await.is_ok(), "its blobs stay");
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_dry_run_prints_what_would_go_and_changes_nothing_then_prune_removes_it() {
-    let world = World::new();
+    let world = World::new().await;
     let mut ids = Vec::new();
     for day in 0..4 {
         ids.push(world.backup(day, BackupState::Committed).await);
     }
     let data = world._dir.path();
     let config = data.join("policy.yaml");
-    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&config, &world.yaml).unwrap();
     let lifeboat = |extra: &[&str]| {
         let mut args = vec!["prune", "--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()];
         args.extend(extra);
@@ -244,16 +267,16 @@ async fn the_cli_dry_run_prints_what_would_go_and_changes_nothing_then_prune_rem
     assert_eq!(world.blob_count(&ids[0]).await, 0);
 }
 
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_placed_from_the_cli_keeps_a_backup_until_it_is_lifted() {
-    let world = World::new();
+    let world = World::new().await;
     let mut ids = Vec::new();
     for day in 0..4 {
         ids.push(world.backup(day, BackupState::Committed).await);
     }
     let data = world._dir.path();
     let config = data.join("policy.yaml");
-    std::fs::write(&config, CONFIG).unwrap();
+    std::fs::write(&config, &world.yaml).unwrap();
     let lifeboat = |args: &[&str]| {
         let mut args = args.to_vec();
         args.extend(["--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()]);
@@ -273,4 +296,228 @@ async fn a_hold_placed_from_the_cli_keeps_a_backup_until_it_is_lifted() {
     let done = lifeboat(&["prune"]);
     assert!(done.contains("removed 1"), "{done}");
     assert!(!world.catalog_ids().await.contains(oldest));
+}
+
+impl World {
+    /// A ready VolumeSnapshot of `pvc` for backup `id`, as the backup makes it (labelled, its
+    /// content switched to `Retain`), recorded in the catalog entry; returns its disk handle.
+    async fn snapshot(&self, id: &BackupId, namespace: &str, pvc: &str, name: &str) -> String {
+        let name = name.to_owned();
+        self.server
+            .store()
+            .create(serde_json::json!({
+                "apiVersion": "snapshot.storage.k8s.io/v1", "kind": "VolumeSnapshot",
+                "metadata": {"name": name, "namespace": namespace, "labels": {"lifeboat.io/backup-id": id.as_str()}},
+                "spec": {"source": {"persistentVolumeClaimName": pvc}, "volumeSnapshotClassName": "csi-azuredisk-vsc"}
+            }))
+            .unwrap();
+        let vs = loop {
+            let vs = self.server.store().get("snapshot.storage.k8s.io/v1", "VolumeSnapshot", namespace, &name).unwrap();
+            if vs["status"]["readyToUse"] == true {
+                break vs;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        };
+        let content_name = vs["status"]["boundVolumeSnapshotContentName"].as_str().unwrap().to_owned();
+        let mut content =
+            self.server.store().get("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", "", &content_name).unwrap();
+        content["spec"]["deletionPolicy"] = "Retain".into();
+        let content = self.server.store().update(content).unwrap();
+        let handle = content["status"]["snapshotHandle"].as_str().unwrap().to_owned();
+        let (mut record, etag) = catalog::get(&self.state, &self.cluster, id).await.unwrap().unwrap();
+        record.snapshots.push(SnapshotRecord {
+            namespace: namespace.into(),
+            pvc: pvc.into(),
+            volume_snapshot: name,
+            driver: lifeboat_test_apiserver::AZURE_DISK_DRIVER.into(),
+            class: Some("csi-azuredisk-vsc".into()),
+            handle: Some(handle.clone()),
+            restore_size: Some("1Gi".into()),
+            region: "westeurope".into(),
+            error: None,
+        });
+        catalog::save(&self.state, &record, &etag).await.unwrap();
+        handle
+    }
+
+    fn volume_snapshots(&self, namespace: &str) -> Vec<String> {
+        let listed = self.server.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some(namespace)).unwrap();
+        listed.iter().filter_map(|v| v["metadata"]["name"].as_str().map(str::to_owned)).collect()
+    }
+
+    fn content_handles(&self) -> BTreeSet<String> {
+        let listed = self.server.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", None).unwrap();
+        listed.iter().filter_map(|c| c["status"]["snapshotHandle"].as_str().map(str::to_owned)).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_removed_backup_takes_its_volume_snapshots_and_disk_snapshots_with_it_and_a_kept_one_keeps_them() {
+    let world = World::new().await;
+    let app = world.server.seed_sample_app("shop").await.unwrap();
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let gone = world.snapshot(&ids[0], "shop", &app.pvcs[0], "old-a").await;
+    // A second snapshot of the same backup lost its VolumeSnapshot (someone deleted it; the
+    // content stays, `Retain`): prune finds the content by the recorded handle.
+    let orphaned = world.snapshot(&ids[0], "shop", &app.pvcs[0], "old-b").await;
+    world.server.store().delete("snapshot.storage.k8s.io/v1", "VolumeSnapshot", "shop", "old-b").unwrap();
+    let kept = world.snapshot(&ids[3], "shop", &app.pvcs[0], "new").await;
+    assert!(world.content_handles().contains(&orphaned), "a Retain content outlives its VolumeSnapshot");
+
+    // keepLast 2, daily 3: day 0 goes.
+    let report = world.prune(start() + Duration::days(3) + Duration::hours(1), false).await;
+    let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
+    assert!(judged.removed, "{judged:?}");
+    assert_eq!(judged.volume_snapshots_deleted, 3, "one VolumeSnapshot and two contents: {judged:?}");
+    let left = world.volume_snapshots("shop");
+    assert_eq!(left, ["new"], "the removed backup's snapshots go, the kept one's stays");
+    let handles = world.content_handles();
+    assert!(!handles.contains(&gone) && !handles.contains(&orphaned), "{handles:?}");
+    assert!(lifeboat_test_apiserver::cloud_snapshot_deleted(&gone), "the disk snapshot was deleted in the cloud");
+    assert!(lifeboat_test_apiserver::cloud_snapshot_deleted(&orphaned));
+    assert!(handles.contains(&kept) && !lifeboat_test_apiserver::cloud_snapshot_deleted(&kept));
+
+    let again = world.prune(start() + Duration::days(3) + Duration::hours(1), false).await;
+    assert!(again.backups.iter().all(|b| b.volume_snapshots_deleted == 0), "{}", again.summary());
+}
+
+#[tokio::test]
+async fn a_cluster_that_cannot_be_reached_leaves_the_backup_deleting_with_its_blobs_until_it_can() {
+    let world = World::new().await;
+    let app = world.server.seed_sample_app("shop").await.unwrap();
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let handle = world.snapshot(&ids[0], "shop", &app.pvcs[0], "old").await;
+    let unreachable =
+        world.yaml.replace(&world._dir.path().join("kubeconfig").display().to_string(), "/nonexistent/kubeconfig");
+    let config = Config::from_sources([("p.yaml", unreachable.as_str())]).unwrap();
+    let now = start() + Duration::days(3) + Duration::hours(1);
+    let report = prune::run(&config, world.deps(), &Options::at(now), false).await.unwrap();
+    let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
+    assert!(!judged.removed && judged.blobs_deleted == 0, "{judged:?}");
+    assert!(judged.left_because.as_deref().is_some_and(|w| w.contains("prod")), "{judged:?}");
+    let (record, _) = catalog::get(&world.state, &world.cluster, &ids[0]).await.unwrap().unwrap();
+    assert_eq!(record.state, BackupState::Deleting, "marked, so no restore starts from it");
+    assert_eq!(world.blob_count(&ids[0]).await, 2, "nothing is forgotten while its snapshots remain");
+    assert!(world.content_handles().contains(&handle));
+
+    let report = world.prune(now, false).await;
+    let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
+    assert!(judged.removed && judged.blobs_deleted == 2 && judged.volume_snapshots_deleted == 2, "{judged:?}");
+    assert!(lifeboat_test_apiserver::cloud_snapshot_deleted(&handle));
+}
+
+/// An object store that reports an immutability policy on one backup's blobs. Azurite does not
+/// implement immutability policies or legal holds (501), so this wrapper around the local
+/// directory store stands in for what Blob Storage reports on `head` (and refuses on delete).
+struct ImmutableFor {
+    inner: LocalDirObjectStore,
+    prefix: String,
+    until: DateTime<Utc>,
+}
+
+#[async_trait::async_trait]
+impl ObjectStore for ImmutableFor {
+    async fn put(
+        &self,
+        key: &str,
+        body: lifeboat_shared::ports::ByteStream,
+        options: PutOptions,
+    ) -> Result<lifeboat_shared::ports::ObjectMeta, lifeboat_shared::ports::ObjectStoreError> {
+        self.inner.put(key, body, options).await
+    }
+    async fn get(
+        &self,
+        key: &str,
+        range: Option<std::ops::Range<u64>>,
+    ) -> Result<
+        (lifeboat_shared::ports::ObjectMeta, lifeboat_shared::ports::ByteStream),
+        lifeboat_shared::ports::ObjectStoreError,
+    > {
+        self.inner.get(key, range).await
+    }
+    async fn head(
+        &self,
+        key: &str,
+    ) -> Result<lifeboat_shared::ports::ObjectMeta, lifeboat_shared::ports::ObjectStoreError> {
+        let mut meta = self.inner.head(key).await?;
+        if key.starts_with(&self.prefix) {
+            meta.immutable_until = Some(self.until);
+        }
+        Ok(meta)
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        continuation: Option<&str>,
+        limit: usize,
+    ) -> Result<lifeboat_shared::ports::ObjectPage, lifeboat_shared::ports::ObjectStoreError> {
+        self.inner.list(prefix, continuation, limit).await
+    }
+    async fn delete(&self, key: &str) -> Result<bool, lifeboat_shared::ports::ObjectStoreError> {
+        assert!(!key.starts_with(&self.prefix), "prune deleted {key}, which is immutable");
+        self.inner.delete(key).await
+    }
+}
+
+#[tokio::test]
+async fn a_backup_the_object_store_keeps_immutable_is_kept_with_that_reason_until_the_policy_ends() {
+    let world = World::new().await;
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let until = start() + Duration::days(20);
+    let objects = ImmutableFor {
+        inner: LocalDirObjectStore::open(world._dir.path().join("objects")).unwrap(),
+        prefix: layout::backup_prefix(&world.cluster, &ids[0]),
+        until,
+    };
+    let deps = PruneDeps { state: &world.state, objects: &objects, clusters: &world.clusters };
+    // keepLast 2, daily 3 would remove day 0; its blobs are immutable for 20 days.
+    let now = start() + Duration::days(3) + Duration::hours(1);
+    let report = prune::run(&world.config, deps, &Options::at(now), false).await.unwrap();
+    let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
+    assert!(judged.decision.is_kept() && !judged.removed, "{judged:?}");
+    assert_eq!(judged.decision.to_string(), "keep: immutable until 2026-11-21T02:00:00Z");
+    assert_eq!(world.blob_count(&ids[0]).await, 2);
+
+    // Once the policy has ended, retention has its way.
+    let objects = ImmutableFor { prefix: "nothing/".into(), ..objects };
+    let deps = PruneDeps { state: &world.state, objects: &objects, clusters: &world.clusters };
+    let later = until + Duration::hours(1);
+    let report = prune::run(&world.config, deps, &Options::at(later), false).await.unwrap();
+    let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
+    assert!(judged.removed, "{judged:?}");
+}
+
+#[tokio::test]
+async fn holds_and_restore_leases_protect_backups_whose_ids_contain_dots() {
+    let world = World::new().await;
+    let policy = PolicyName::new("nightly").unwrap();
+    let mut ids = Vec::new();
+    for day in 0..6 {
+        // On-demand backups named by a pipeline with dots in the name (`release.v1.2.…`).
+        let id = BackupId::parse(format!("release.v1.{day}")).unwrap();
+        let created = start() + Duration::days(day);
+        let reason = BackupReason::OnDemand { request_id: format!("r{day}"), requested_by: None };
+        let mut record = BackupRecord::requested(id.clone(), world.cluster.clone(), policy.clone(), reason, created);
+        record.state = BackupState::Committed;
+        catalog::claim(&world.state, &record).await.unwrap();
+        ids.push(id);
+    }
+    world.state.upsert(layout::TABLE_HOLDS, &Entity::new("prod", ids[0].as_str())).await.unwrap();
+    let lease = Entity::new("prod", format!("{}.restore-7-abc", ids[1])).with("until", "2026-12-31T00:00:00Z");
+    world.state.upsert(layout::TABLE_BACKUP_READERS, &lease).await.unwrap();
+    let report = world.prune(start() + Duration::days(6), false).await;
+    let kept: BTreeSet<String> =
+        report.backups.iter().filter(|b| b.decision.is_kept()).map(|b| b.backup_id.to_string()).collect();
+    assert!(kept.contains(ids[0].as_str()), "held: {}", report.summary());
+    assert!(kept.contains(ids[1].as_str()), "read by a running restore: {}", report.summary());
+    assert!(!kept.contains(ids[2].as_str()), "neither held nor read, past keepLast and daily");
 }

@@ -7,6 +7,7 @@
 mod crash;
 mod support;
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -53,6 +54,11 @@ async fn server() -> Running {
 /// up `shop` and allows restores back into prod's `shop*` namespaces and into any `*-restore`
 /// namespace of dr, cluster-scoped objects included there.
 async fn world() -> World {
+    world_with("").await
+}
+
+/// [`world`] with `spec_extra` appended to the policy's spec.
+async fn world_with(spec_extra: &str) -> World {
     let prod = server().await;
     prod.seed_sample_app("shop").await.expect("sample app");
     let dr = server().await;
@@ -84,6 +90,7 @@ spec:
   restores:
   - {{ clusters: [prod], namespaces: ["shop*"] }}
   - {{ clusters: [dr], namespaces: ["*-restore"], clusterScoped: true }}
+{spec_extra}
 "#,
         prod_kc.display(),
         dr_kc.display()
@@ -581,4 +588,92 @@ async fn a_restore_leases_the_backup_it_reads_until_it_ends() {
     running.await.expect("task").expect("restore");
     let after = query_all(w.app.state.as_ref(), TABLE_BACKUP_READERS, &Query::all()).await.expect("leases");
     assert!(after.is_empty(), "released at the end: {after:?}");
+}
+
+async fn run_drill(w: &World) -> String {
+    let drill = w.app.function("drill").expect("drill").clone();
+    let outcome = handlers::dispatch(&w.app, &drill, TriggerInput::Timer(TimerInput::default())).await.expect("drill");
+    format!("{outcome:?}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_restores_into_its_sandbox_waits_for_readiness_records_its_rto_and_is_cleaned_up() {
+    // `dr` is the drill cluster: the policy's own grants do not cover `shop-drill` there; the
+    // drill grants exactly that sandbox.
+    let w = world_with("  drill: { namespaces: [shop], cluster: dr, every: 7d, deadline: 1m }").await;
+    // The drill cluster has the same storage and snapshot classes (and an app of its own).
+    w.dr.seed_sample_app("payments").await.expect("dr's own app");
+    let before: Vec<Value> = w.prod.store().list("v1", "ConfigMap", Some("shop")).expect("list");
+
+    let first = run_drill(&w).await;
+    assert!(first.contains("1 started"), "{first}");
+    // The timer delivered twice in the hour starts one drill (same request id).
+    let again = run_drill(&w).await;
+    // Not yet claimed by the restore function: sent again, with the same request (and message) id.
+    assert!(again.contains("1 started"), "{again}");
+    let requests = take(&w, "restore-requests").await;
+    let ids: BTreeSet<String> = requests.iter().map(|m| m.message_id.clone()).collect();
+    assert_eq!(ids.len(), 1, "one drill request however often the timer fires: {ids:?}");
+    let request: RestoreRequest = decode(&requests[0].body).expect("request");
+    assert_eq!(request.requested_by.as_deref(), Some("drill"));
+    assert_eq!(request.namespace_mapping.get("shop").map(String::as_str), Some("shop-drill"));
+    assert!(!request.cluster_scoped, "a drill never writes cluster-scoped objects");
+    let outcome = deliver(&w.app, "restore", &requests[0]).await.expect("restore");
+    assert!(format!("{outcome:?}").to_lowercase().contains("completed"), "{outcome:?}");
+    let restored = record(&w, &request).await;
+    assert_eq!(restored.phase, RestorePhase::Completed, "{:?} {:?}", restored.reason, restored.failures);
+    assert!(restored.rto_seconds.is_some(), "the drill's RTO is recorded for staleness");
+    let sandbox: Vec<Value> = w.dr.store().list("v1", "ConfigMap", Some("shop-drill")).expect("sandbox");
+    assert!(!sandbox.is_empty(), "the drill restored into its sandbox");
+    let claims = w.dr.store().list("v1", "PersistentVolumeClaim", Some("shop-drill")).expect("claims");
+    assert!(
+        claims.iter().all(|c| c["status"]["phase"] == "Bound"),
+        "PVCs from the snapshots: {:?}",
+        claims.iter().map(|c| &c["status"]).collect::<Vec<_>>()
+    );
+    assert_eq!(w.prod.store().list("v1", "ConfigMap", Some("shop")).expect("list"), before, "the source is untouched");
+
+    // The next run cleans the finished drill up; it is not due again for a week.
+    let cleaned = run_drill(&w).await;
+    assert!(cleaned.contains("0 started") && cleaned.contains("deleted sandbox dr/shop-drill"), "{cleaned}");
+    let ns = w.dr.store().get("v1", "Namespace", "", "shop-drill");
+    assert!(ns.is_err() || ns.as_ref().is_ok_and(|n| n["metadata"]["deletionTimestamp"].is_string()), "{ns:?}");
+    let contents = w.dr.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", None).expect("contents");
+    assert!(
+        contents.iter().all(|c| c["metadata"]["labels"]["lifeboat.io/restore-id"] != restored.restore_id.as_str()),
+        "the drill's pre-provisioned contents are gone"
+    );
+    for c in &claims {
+        let handle = c["metadata"]["annotations"].get(lifeboat_test_apiserver::RESTORED_FROM_ANNOTATION);
+        if let Some(handle) = handle.and_then(Value::as_str) {
+            assert!(!lifeboat_test_apiserver::cloud_snapshot_deleted(handle), "the backup's disk snapshot stays");
+        }
+    }
+    assert!(take(&w, "restore-requests").await.is_empty());
+
+    w.clock.advance(Duration::from_secs(7 * 24 * 3600 + 60));
+    let due = run_drill(&w).await;
+    assert!(due.contains("1 started"), "a week later the next drill starts: {due}");
+}
+
+#[tokio::test]
+async fn an_error_no_redelivery_can_fix_ends_the_restore_failed_with_the_reason_not_stuck_applying() {
+    let w = world().await;
+    // The identity may create CRDs in dr but not read them back, so waiting for the restored
+    // CRD to be established meets a 403: no delivery can get past it.
+    w.dr.faults()
+        .deny(lifeboat_test_apiserver::Denial::new("apiextensions.k8s.io", "customresourcedefinitions").verb("get"));
+    let req = request(json!({
+        "targetCluster": "dr", "namespaceMapping": {"shop": "shop-restore"}, "clusterScoped": true,
+    }));
+    let outcome = submit(&w, &w.app, &req).await;
+    let text = format!("{outcome:?}");
+    assert!(text.contains("DeadLetter") || outcome.is_err(), "not retried for ever: {text}");
+    let record = record(&w, &req).await;
+    assert_eq!(record.phase, RestorePhase::Failed, "{record:?}");
+    assert!(record.reason.as_deref().is_some_and(|r| r.contains("forbidden")), "{:?}", record.reason);
+    let events = events(&w).await;
+    let last = events.last().expect("events");
+    assert_eq!(last.phase, RestorePhase::Failed);
+    assert!(last.detail.starts_with("failed: "), "{last:?}");
 }

@@ -8,6 +8,10 @@ use crate::domain::names::ClusterName;
 pub const TABLE_SCHEDULE_CURSORS: &str = "schedulecursors";
 /// Table of schedule slot claims: partition = target key, row = slot.
 pub const TABLE_SLOT_CLAIMS: &str = "slotclaims";
+/// Table of upgrade-event claims: partition = target key, row = the backup id the event
+/// asked for (derived from the event id). Properties: `eventId`, `eventType`, `state`
+/// (`claimed`, `sent`, `skipped`), `nodePool`, `freshBackupId`, `rollingOutcome`.
+pub const TABLE_UPGRADE_CLAIMS: &str = "upgradeclaims";
 /// The backup catalog: partition = cluster, row = backup id.
 pub const TABLE_BACKUPS: &str = "backups";
 /// Restores: partition = target cluster, row = restore id.
@@ -37,6 +41,14 @@ pub fn manifest_key(cluster: &ClusterName, backup: &BackupId) -> String {
 /// The objects archive of one backup.
 pub fn archive_key(cluster: &ClusterName, backup: &BackupId) -> String {
     format!("{}resources.tar.zst", backup_prefix(cluster, backup))
+}
+
+/// The object index written beside the archive at `archive_key` (one JSON line per object:
+/// path, SHA-256, size): `resources.tar.zst` → `resources.objects.jsonl`,
+/// `parts/0.tar.zst` → `parts/0.objects.jsonl`.
+pub fn object_index_key_for(archive_key: &str) -> String {
+    let stem = archive_key.strip_suffix(".tar.zst").unwrap_or(archive_key);
+    format!("{stem}.objects.jsonl")
 }
 
 /// What the export found (objects with digests, counts, warnings), kept until the commit
@@ -71,5 +83,13 @@ mod tests {
         let b = BackupId::parse("nightly-20261122t020000z").unwrap();
         assert_eq!(manifest_key(&c, &b), "backups/prod/nightly-20261122t020000z/manifest.json");
         assert_eq!(archive_key(&c, &b), "backups/prod/nightly-20261122t020000z/resources.tar.zst");
+        assert_eq!(
+            object_index_key_for(&archive_key(&c, &b)),
+            "backups/prod/nightly-20261122t020000z/resources.objects.jsonl"
+        );
+        assert_eq!(
+            object_index_key_for(&part_archive_key(&c, &b, 2)),
+            "backups/prod/nightly-20261122t020000z/parts/2.objects.jsonl"
+        );
     }
 }

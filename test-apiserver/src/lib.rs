@@ -136,3 +136,9 @@ pub use store::{Store, WriteOptions};
 pub use tls::TlsError;
 pub use volumes::RESTORED_FROM_ANNOTATION;
 pub use workloads::NEVER_READY_ANNOTATION;
+
+/// Whether the simulated cloud deleted the disk snapshot `handle` (a VolumeSnapshotContent
+/// with `deletionPolicy: Delete` holding it went away). Shared by every server in the process.
+pub fn cloud_snapshot_deleted(handle: &str) -> bool {
+    snapshot_registry::lookup(handle) == snapshot_registry::HandleState::Deleted
+}

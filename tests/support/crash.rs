@@ -188,6 +188,10 @@ impl Cluster for CrashingCluster {
         let fail = ClusterError::Unavailable { what: "replace".into(), message: "simulated crash".into() };
         guarded!(self.1, fail, self.0.replace(r, ns, object).await)
     }
+    async fn delete(&self, r: &ApiResourceInfo, ns: Option<&str>, name: &str) -> Result<bool, ClusterError> {
+        let fail = ClusterError::Unavailable { what: "delete".into(), message: "simulated crash".into() };
+        guarded!(self.1, fail, self.0.delete(r, ns, name).await)
+    }
     async fn exec(
         &self,
         ns: &str,

@@ -50,7 +50,7 @@ pub async fn run(args: &ChildArgs) -> anyhow::Result<Outcome> {
             let options =
                 ExportOptions { page_size: args.page_size, list_concurrency: args.concurrency, ..Default::default() };
             let result = export(&cluster, &store, ARCHIVE_KEY, &selection, &options).await.context("export")?;
-            (result.objects.len() as u64, Some(result.stored_bytes))
+            (result.index.map_or(0, |i| i.count), Some(result.stored_bytes))
         }
     };
     let seconds = started.elapsed().as_secs_f64();

@@ -1,6 +1,9 @@
 //! Counts the Table Storage requests of a daily prune: `workflows::prune` runs against the
 //! SQLite state store (which pages queries at Table Storage's 1,000 entities) wrapped in a
 //! counter, one request per port call, as the Table adapter makes one HTTP request per call.
+//! Every cluster is reached through a kubeconfig naming one in-process test API server (with
+//! the snapshot CRDs), so prune reads each cluster's snapshots as it would in production; those
+//! requests go to the API servers, not to Table Storage, and are not counted here.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -103,11 +106,12 @@ fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 22, 2, 30, 0).single().unwrap_or_default()
 }
 
-fn config(targets: usize) -> anyhow::Result<Config> {
+fn config(targets: usize, kubeconfig: &std::path::Path) -> anyhow::Result<Config> {
     let mut yaml = String::new();
+    let kubeconfig = kubeconfig.display();
     for t in 0..targets {
         yaml.push_str(&format!(
-            "apiVersion: lifeboat.io/v1alpha1\nkind: Cluster\nmetadata: {{ name: c{t:04} }}\nspec: {{ region: westeurope, kubeconfig: {{}} }}\n---\n\
+            "apiVersion: lifeboat.io/v1alpha1\nkind: Cluster\nmetadata: {{ name: c{t:04} }}\nspec: {{ region: westeurope, kubeconfig: {{ path: \"{kubeconfig}\" }} }}\n---\n\
              apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {{ name: p{t:04} }}\nspec:\n  clusters: [c{t:04}]\n{POLICY}---\n"
         ));
     }
@@ -121,7 +125,11 @@ pub async fn measure(targets: usize) -> anyhow::Result<RequestReport> {
     let counts = Arc::new(Counts::default());
     let state = Counting { inner: SqliteStateStore::in_memory()?, counts: counts.clone() };
     let objects = LocalDirObjectStore::open(dir.path().join("objects"))?;
-    let config = config(targets)?;
+    let server = lifeboat_test_apiserver::TestApiServer::start(lifeboat_test_apiserver::Options::default()).await?;
+    server.seed_snapshot_crds().await.map_err(|e| anyhow::anyhow!("snapshot CRDs: {e:?}"))?;
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig)?;
+    let config = config(targets, &kubeconfig)?;
     let newest = now() - Duration::minutes(30);
     let mut slots: Vec<DateTime<Utc>> = (0..48).map(|h| newest - Duration::hours(h)).collect();
     slots.extend((2..8).map(|d| newest - Duration::days(d) - Duration::hours(3)));
@@ -139,7 +147,9 @@ pub async fn measure(targets: usize) -> anyhow::Result<RequestReport> {
         c.store(0, Ordering::Relaxed);
     }
     let start = Instant::now();
-    let report = prune::run(&config, &state, &objects, &Options::at(now()), false).await?;
+    let clusters = lifeboat_shared::adapters::kube::KubeconfigConnector::default();
+    let deps = prune::PruneDeps { state: &state, objects: &objects, clusters: &clusters };
+    let report = prune::run(&config, deps, &Options::at(now()), false).await?;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let (queries, reads, writes, deletes) =

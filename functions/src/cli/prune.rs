@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lifeboat_shared::domain::retention::Options;
 use lifeboat_shared::ports::{Clock, SystemClock};
-use lifeboat_shared::workflows::prune;
+use lifeboat_shared::workflows::prune::{self, PruneDeps};
 
 use super::{Local, load_config, table};
 use crate::app::{self, DataDir, Settings};
@@ -40,7 +40,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (app, _queue) =
         app::build(&data, config, Settings::default(), &storage, &crate::bus::BusChoice::from_env()?, clock)?;
     let options = Options { now, uncommitted_grace: args.grace };
-    let report = prune::run(&app.config, app.state.as_ref(), app.objects.as_ref(), &options, args.dry_run).await?;
+    let deps = PruneDeps { state: app.state.as_ref(), objects: app.objects.as_ref(), clusters: app.clusters.as_ref() };
+    let report = prune::run(&app.config, deps, &options, args.dry_run).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
         return Ok(ExitCode::SUCCESS);
@@ -55,12 +56,16 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
                 (false, false, true) => "removed",
                 (false, false, false) => "left for next run",
             };
+            let why = match &b.left_because {
+                Some(left) => format!("{}; {left}", b.decision),
+                None => b.decision.to_string(),
+            };
             vec![
                 b.cluster.to_string(),
                 b.backup_id.to_string(),
                 b.time.format("%Y-%m-%d %H:%M:%SZ").to_string(),
                 done.to_owned(),
-                b.decision.to_string(),
+                why,
             ]
         })
         .collect();

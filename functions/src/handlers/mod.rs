@@ -76,7 +76,8 @@ pub enum TriggerInput {
     Timer(TimerInput),
     /// A queue message.
     Message(MessageInput),
-    /// One Event Grid event (Event Grid schema or CloudEvents 1.0).
+    /// An Event Grid delivery: one event or an array of them (Event Grid schema or
+    /// CloudEvents 1.0).
     Event(Value),
     /// An HTTP request.
     Http(HttpInput),
@@ -188,12 +189,12 @@ async fn run(app: &AppState, function: &FunctionDef, input: TriggerInput) -> Res
         ("schedule_tick", TriggerInput::Timer(t)) => schedule_tick::handle(app, t).await,
         ("prune", TriggerInput::Timer(t)) => prune::handle(app, t).await,
         ("staleness", TriggerInput::Timer(t)) => staleness::handle(app, t).await,
-        ("drill", TriggerInput::Timer(_)) => drill::handle(),
+        ("drill", TriggerInput::Timer(t)) => drill::handle(app, t).await,
         ("backup", TriggerInput::Message(m)) => backup::handle(app, &m).await,
         ("snapshot_check", TriggerInput::Message(m)) => snapshot_check::handle(app, &m).await,
         ("copy", TriggerInput::Message(m)) => copy::handle(&m),
         ("restore", TriggerInput::Message(m)) => restore::handle(app, &m).await,
-        ("upgrade_event", TriggerInput::Event(e)) => upgrade_event::handle(&e),
+        ("upgrade_event", TriggerInput::Event(e)) => upgrade_event::handle(app, &e).await,
         ("status", TriggerInput::Http(_)) => status::handle(app).await,
         (name, input) => Err(HandlerError::WrongTrigger {
             function: name.to_owned(),

@@ -102,8 +102,10 @@ pub(crate) fn trigger_input(function: &FunctionDef, inv: &Invocation) -> Result<
             Value::String(s) => serde_json::from_str(s)
                 .map(TriggerInput::Event)
                 .map_err(|e| bad(format!("Data.{} is not a JSON event: {e}", function.binding))),
-            Value::Object(_) => Ok(TriggerInput::Event(input.cloned().unwrap_or(Value::Null))),
-            _ => Err(bad(format!("Data.{} must be an Event Grid event object", function.binding))),
+            Value::Object(_) | Value::Array(_) => Ok(TriggerInput::Event(input.cloned().unwrap_or(Value::Null))),
+            _ => {
+                Err(bad(format!("Data.{} must be an Event Grid event object (or an array of them)", function.binding)))
+            }
         },
         TriggerKind::Http { .. } => {
             let req = match input {

@@ -18,7 +18,12 @@
 //!   rpo: 26h
 //!   retention: { keepLast: 7, daily: 14, weekly: 8 }
 //!   replication: { region: northeurope, rpo: 30h }
+//!   preUpgrade: { on: [PreUpgrade, NodePoolRollingStarted, ScheduledMaintenance], freshness: 6h }
 //! ```
+//!
+//! `preUpgrade` (optional; these are its defaults) says which upgrade events from Event Grid
+//! start a backup and how fresh an existing one must be to skip it: see
+//! [`crate::domain::pre_upgrade_policy`].
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -26,6 +31,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::names::{ClusterName, PolicyName};
+use super::pre_upgrade_policy::PreUpgradeSpec;
 use super::schedule::{CatchUp, Schedule};
 
 /// The only `apiVersion` this build reads.
@@ -51,6 +57,10 @@ pub struct ConfigError {
 pub struct ClusterSpec {
     /// The Azure region (or other location) the cluster runs in.
     pub region: String,
+    /// Tags recorded in every backup's manifest (`git_tag: v1.4.2`, `env: prod`): what was
+    /// deployed when it was taken.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub tags: BTreeMap<String, String>,
     /// How to reach it.
     #[serde(flatten)]
     pub connection: ClusterConnection,
@@ -72,7 +82,22 @@ pub enum ClusterConnection {
         path: Option<String>,
         /// Context to use (the current one when absent).
         context: Option<String>,
+        /// The ARM resource id of the AKS cluster this kubeconfig reaches, if it is one (e.g. a
+        /// kubeconfig from `az aks get-credentials`): lets upgrade events name the cluster.
+        #[serde(rename = "resourceId", default)]
+        resource_id: Option<String>,
     },
+}
+
+impl ClusterConnection {
+    /// The cluster's ARM resource id, when it is an AKS cluster (declared by `aks.resourceId`
+    /// or `kubeconfig.resourceId`).
+    pub fn arm_resource_id(&self) -> Option<&str> {
+        match self {
+            ClusterConnection::Aks { resource_id } => Some(resource_id),
+            ClusterConnection::Kubeconfig { resource_id, .. } => resource_id.as_deref(),
+        }
+    }
 }
 
 /// What a policy backs up.
@@ -273,6 +298,59 @@ pub struct PolicySpec {
     /// protects, into the namespaces it selects, without cluster-scoped objects. `[]` allows
     /// no restore at all.
     pub restores: Option<Vec<RestoreGrant>>,
+    /// Restore drills: the newest backup restored on a schedule into sandbox namespaces,
+    /// checked, and cleaned up (see [`Drill`]). None when absent.
+    pub drill: Option<Drill>,
+    /// Backups before upgrades, from Event Grid events (see [`PreUpgradeSpec`]).
+    #[serde(default)]
+    pub pre_upgrade: PreUpgradeSpec,
+}
+
+/// A restore drill: every `every`, the `drill` function restores the newest committed backup's
+/// `namespaces` into `{namespace}{suffix}` of `cluster` (waiting for the workloads to become
+/// ready, PVCs from the snapshots when `volumes`), records the outcome and its RTO (which
+/// `staleness` alerts on), and deletes the sandbox namespaces once the drill has finished.
+/// The policy's restore grants need not cover the sandbox: a drill is allowed exactly those
+/// namespaces, without cluster-scoped objects.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct Drill {
+    /// The namespaces to drill (source names; at least one).
+    pub namespaces: Vec<String>,
+    /// How often (`7d` by default).
+    #[serde(default = "weekly", with = "humantime_serde_compat")]
+    pub every: Duration,
+    /// The cluster to drill in (the backed-up cluster when absent).
+    #[serde(default)]
+    pub cluster: Option<ClusterName>,
+    /// Appended to each namespace's name to make its sandbox (`-drill` by default).
+    #[serde(default = "drill_suffix")]
+    pub suffix: String,
+    /// Restore PVCs from the volume snapshots too (yes by default: that is what is drilled).
+    #[serde(default = "yes")]
+    pub volumes: bool,
+    /// How long the restore may wait for its workloads (`30m` by default).
+    #[serde(default = "half_an_hour", with = "humantime_serde_compat")]
+    pub deadline: Duration,
+}
+
+impl Drill {
+    /// The sandbox of source namespace `namespace`.
+    pub fn sandbox(&self, namespace: &str) -> String {
+        format!("{namespace}{}", self.suffix)
+    }
+}
+
+fn weekly() -> Duration {
+    Duration::from_secs(7 * 24 * 3600)
+}
+
+fn half_an_hour() -> Duration {
+    Duration::from_secs(30 * 60)
+}
+
+fn drill_suffix() -> String {
+    "-drill".to_owned()
 }
 
 /// Where a policy's backups may be restored.
@@ -550,6 +628,33 @@ fn check_policy(policy: &Policy) -> Vec<(&'static str, String)> {
                 "spec.encryption.ageRecipients",
                 format!("{r:?} is not an age recipient (age1…, from `age-keygen -y`)"),
             ));
+        }
+    }
+    if let Some(drill) = &spec.drill {
+        if drill.namespaces.is_empty() {
+            problems.push(("spec.drill.namespaces", "names no namespace to drill".to_owned()));
+        }
+        if drill.suffix.is_empty() {
+            problems
+                .push(("spec.drill.suffix", "must not be empty: a drill never restores over its source".to_owned()));
+        }
+        if drill.every.is_zero() {
+            problems.push(("spec.drill.every", "must be longer than zero".to_owned()));
+        }
+        for ns in &drill.namespaces {
+            let sandbox = drill.sandbox(ns);
+            let valid = sandbox.len() <= 63
+                && sandbox.chars().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+                && sandbox.starts_with(|c: char| c.is_ascii_alphanumeric())
+                && sandbox.ends_with(|c: char| c.is_ascii_alphanumeric());
+            if !valid || ns.contains('*') {
+                problems.push((
+                    "spec.drill.namespaces",
+                    format!(
+                        "{ns:?}: its sandbox {sandbox:?} is not a namespace name (lowercase, digits, '-', at most 63)"
+                    ),
+                ));
+            }
         }
     }
     if let CatchUp::All { max: 0 } = spec.catch_up {

@@ -53,8 +53,22 @@ pub enum Refusal {
 }
 
 /// The grants of `policy`: its own `restores`, or the default (its clusters, the namespaces it
-/// selects, no cluster-scoped objects).
+/// selects, no cluster-scoped objects); plus, when it drills, its drills' sandbox namespaces
+/// (exactly those, without cluster-scoped objects).
 pub fn grants(policy: &Policy) -> Vec<RestoreGrant> {
+    let mut grants = own_grants(policy);
+    if let Some(drill) = &policy.spec.drill {
+        let clusters = match &drill.cluster {
+            Some(cluster) => vec![cluster.clone()],
+            None => policy.spec.clusters.clone(),
+        };
+        let namespaces = drill.namespaces.iter().map(|ns| drill.sandbox(ns)).collect();
+        grants.push(RestoreGrant { clusters, namespaces, exclude_namespaces: Vec::new(), cluster_scoped: false });
+    }
+    grants
+}
+
+fn own_grants(policy: &Policy) -> Vec<RestoreGrant> {
     match &policy.spec.restores {
         Some(grants) => grants.clone(),
         None => {
@@ -189,6 +203,49 @@ spec:
         assert!(err.to_string().contains("does not allow restores into cluster dr"), "{err}");
         let err = authorize(p, &request("prod", true)).unwrap_err();
         assert!(matches!(err, Refusal::ClusterScoped { .. }), "{err}");
+    }
+
+    #[test]
+    fn a_drill_may_write_exactly_its_sandboxes_in_its_cluster_and_nothing_cluster_scoped() {
+        let c = config("  restores: []\n  drill: { namespaces: [shop, shop-eu], cluster: dr }");
+        let p = policy(&c);
+        let dr = authorize(p, &request("dr", false)).unwrap();
+        assert!(dr.allows_namespace("shop-drill") && dr.allows_namespace("shop-eu-drill"));
+        assert!(!dr.allows_namespace("shop"), "never the source namespace");
+        assert!(!dr.allows_namespace("payments-drill"), "only the drilled namespaces' sandboxes");
+        assert!(matches!(authorize(p, &request("dr", true)), Err(Refusal::ClusterScoped { .. })));
+        assert!(
+            matches!(authorize(p, &request("prod", false)), Err(Refusal::Cluster { .. })),
+            "restores: [] still holds"
+        );
+    }
+
+    #[test]
+    fn a_drill_sandbox_must_be_a_namespace_name_and_differ_from_its_source() {
+        let yaml = |drill: &str| {
+            format!(
+                "apiVersion: lifeboat.io/v1alpha1\nkind: Cluster\nmetadata: {{ name: prod }}\nspec: {{ region: westeurope, kubeconfig: {{}} }}\n---\n\
+                 apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {{ name: nightly }}\n\
+                 spec: {{ clusters: [prod], schedule: '0 0 2 * * *', rpo: 26h, retention: {{ keepLast: 7 }}, drill: {drill} }}\n"
+            )
+        };
+        for (drill, field) in [
+            ("{ namespaces: [] }", "spec.drill.namespaces"),
+            ("{ namespaces: [shop], suffix: '' }", "spec.drill.suffix"),
+            ("{ namespaces: ['Shop'] }", "spec.drill.namespaces"),
+            ("{ namespaces: ['shop*'] }", "spec.drill.namespaces"),
+        ] {
+            let text = yaml(drill);
+            let err = Config::from_sources([("p.yaml", text.as_str())]).unwrap_err();
+            assert!(format!("{err:?}").contains(field), "{drill}: {err:?}");
+        }
+        let text = yaml("{ namespaces: [shop] }");
+        let c = Config::from_sources([("p.yaml", text.as_str())]).unwrap();
+        let drill = policy(&c).spec.drill.clone().unwrap();
+        assert_eq!(
+            (drill.sandbox("shop"), drill.every.as_secs(), drill.volumes),
+            ("shop-drill".into(), 7 * 86400, true)
+        );
     }
 
     #[test]

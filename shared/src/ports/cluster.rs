@@ -187,6 +187,17 @@ pub trait Cluster: Send + Sync {
         object: &Value,
     ) -> Result<Value, ClusterError>;
 
+    /// Deletes an object (its dependents are collected in the background); whether it existed.
+    ///
+    /// # Errors
+    /// [`ClusterError`] (not for a missing object: that is `Ok(false)`).
+    async fn delete(
+        &self,
+        resource: &ApiResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, ClusterError>;
+
     /// Runs `command` in `container` of pod `namespace`/`pod` (the `pods/exec` subresource) and
     /// waits at most `timeout` for it to finish.
     ///

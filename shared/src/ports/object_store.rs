@@ -49,6 +49,11 @@ pub struct ObjectMeta {
     pub size: u64,
     /// When it was last written.
     pub last_modified: DateTime<Utc>,
+    /// Until when the store refuses to delete or overwrite it (an immutability policy's expiry;
+    /// a legal hold is [`DateTime::<Utc>::MAX_UTC`]), when the store reports it. Filled by
+    /// `head`; `get` and `list` may leave it `None`. A store without immutability (a local
+    /// directory, Azurite) always says `None`.
+    pub immutable_until: Option<DateTime<Utc>>,
 }
 
 /// One page of a listing.

@@ -2,9 +2,12 @@
 //! as arguments and returns a report of what it did.
 
 pub mod backup;
+pub mod drill;
 pub mod prune;
+pub mod prune_snapshots;
 pub mod restore;
 pub mod retry;
 pub mod schedule_tick;
 pub mod snapshot_check;
 pub mod staleness;
+pub mod upgrade_event;

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use crate::app::AppState;
 use crate::function_defs::TriggerKind;
-use crate::handlers::{self, HandlerError, Outcome, TriggerInput};
+use crate::handlers::{self, Outcome, TriggerInput};
 
 /// Routes of the local runtime.
 pub fn router(app: AppState) -> Router {
@@ -75,23 +75,18 @@ async fn event_grid(
         tracing::info!(function = name, "answering the Event Grid subscription validation handshake");
         return axum::Json(json!({ "validationResponse": code })).into_response();
     }
-    let mut worst: Option<HandlerError> = None;
-    for event in events {
-        match handlers::dispatch(&app, &def, TriggerInput::Event(event)).await {
-            Ok(Outcome::Done { logs, .. }) => logs.iter().for_each(|l| tracing::info!(function = name, "{l}")),
-            Ok(Outcome::DeadLetter { reason, description }) => {
-                tracing::warn!(function = name, reason, "event refused: {description}")
-            }
-            Err(e) => {
-                if worst.as_ref().is_none_or(|w| e.status() > w.status()) {
-                    worst = Some(e);
-                }
-            }
+    // The handler takes the whole batch: a malformed event in it is acknowledged with its
+    // reason, the others are handled; a failure a retry may fix answers 5xx for the batch.
+    match handlers::dispatch(&app, &def, TriggerInput::Event(Value::Array(events))).await {
+        Ok(Outcome::Done { logs, .. }) => {
+            logs.iter().for_each(|l| tracing::info!(function = name, "{l}"));
+            axum::Json(json!({ "logs": logs })).into_response()
         }
-    }
-    match worst {
-        None => StatusCode::OK.into_response(),
-        Some(e) => error(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), e.to_string()),
+        Ok(Outcome::DeadLetter { reason, description }) => {
+            tracing::warn!(function = name, reason, "event refused: {description}");
+            axum::Json(json!({ "refused": reason, "description": description })).into_response()
+        }
+        Err(e) => error(StatusCode::from_u16(e.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR), e.to_string()),
     }
 }
 

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::Request;
-use kube::core::params::{GetParams, ListParams, PostParams};
+use kube::core::params::{DeleteParams, GetParams, ListParams, PostParams};
 use kube::discovery::{Discovery, Scope};
 use serde_json::Value;
 
@@ -195,6 +195,22 @@ impl Cluster for KubeCluster {
         self.request(&what, request).await
     }
 
+    async fn delete(
+        &self,
+        resource: &ApiResourceInfo,
+        namespace: Option<&str>,
+        name: &str,
+    ) -> Result<bool, ClusterError> {
+        let what = format!("deleting {} {}/{name}", resource.group_resource(), namespace.unwrap_or("-"));
+        let params = DeleteParams::background();
+        let request = Request::new(url_path(resource, namespace)).delete(name, &params);
+        match self.request(&what, request).await {
+            Ok(_) => Ok(true),
+            Err(ClusterError::NotFound { .. }) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     async fn exec(
         &self,
         namespace: &str,
@@ -221,7 +237,7 @@ impl ClusterConnector for KubeconfigConnector {
             return Ok(Arc::new(client.clone()));
         }
         let client = match &cluster.spec.connection {
-            ClusterConnection::Kubeconfig { path, context } => {
+            ClusterConnection::Kubeconfig { path, context, .. } => {
                 KubeCluster::from_kubeconfig(path.as_deref().map(Path::new), context.as_deref()).await?
             }
             ClusterConnection::Aks { resource_id } => {

@@ -68,7 +68,7 @@ impl LocalDirObjectStore {
             return Err(ObjectStoreError::NotFound { key: key.to_owned() });
         }
         let last_modified = md.modified().map(DateTime::<Utc>::from).unwrap_or_default();
-        Ok(ObjectMeta { key: key.to_owned(), size: md.len(), last_modified })
+        Ok(ObjectMeta { key: key.to_owned(), size: md.len(), last_modified, immutable_until: None })
     }
 
     async fn write_tmp(&self, key: &str, mut body: ByteStream) -> Result<PathBuf, ObjectStoreError> {

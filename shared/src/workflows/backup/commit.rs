@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::export::ExportResult;
+use super::object_index;
 use super::{BackupError, Deps, Outcome};
 use crate::catalog;
 use crate::domain::manifest::{ArchiveInfo, Encryption, MANIFEST_FORMAT, Manifest};
@@ -18,12 +19,24 @@ use crate::ports::bus::OutgoingMessage;
 use crate::ports::object_store::{ObjectStoreError, PutOptions, collect_bytes, stream_from_bytes};
 use crate::ports::state_store::ETag;
 
+/// What the backup knows of the cluster, for the manifest.
+pub(crate) struct ClusterFacts<'a> {
+    /// Its Kubernetes version.
+    pub version: &'a str,
+    /// Its region.
+    pub region: &'a str,
+    /// Its tags (e.g. `git_tag`).
+    pub tags: &'a BTreeMap<String, String>,
+}
+
 /// What the export leaves for the commit.
 #[derive(Debug, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ExportDoc {
     cluster_version: String,
     cluster_region: String,
+    #[serde(default)]
+    cluster_tags: BTreeMap<String, String>,
     recipients: Vec<String>,
     export: ExportResult,
 }
@@ -32,14 +45,14 @@ struct ExportDoc {
 pub(crate) async fn save_export(
     deps: &Deps<'_>,
     record: &BackupRecord,
-    cluster: (&str, &str),
+    cluster: &ClusterFacts<'_>,
     recipients: &[String],
     export: &ExportResult,
 ) -> Result<(), BackupError> {
-    let (cluster_version, cluster_region) = cluster;
     let doc = ExportDoc {
-        cluster_version: cluster_version.to_owned(),
-        cluster_region: cluster_region.to_owned(),
+        cluster_version: cluster.version.to_owned(),
+        cluster_region: cluster.region.to_owned(),
+        cluster_tags: cluster.tags.clone(),
         recipients: recipients.to_vec(),
         export: export.clone(),
     };
@@ -92,7 +105,7 @@ pub async fn commit(
         committed_at: deps.now,
         cluster_version: doc.cluster_version,
         cluster_region: doc.cluster_region,
-        cluster_tags: BTreeMap::new(),
+        cluster_tags: doc.cluster_tags,
         selection: policy.spec.selection.clone(),
         archive: ArchiveInfo {
             key: archive_key,
@@ -109,17 +122,22 @@ pub async fn commit(
         warnings: warnings.clone(),
     };
     let partial = manifest.is_partial();
-    let objects = manifest.objects.len() as u64;
-    let bytes =
-        serde_json::to_vec_pretty(&manifest).map_err(|e| BackupError::NotYet(format!("encoding the manifest: {e}")))?;
+    let encoding_failed = |e: serde_json::Error| BackupError::NotYet(format!("encoding the manifest: {e}"));
+    // The objects stream from the export's object index into the manifest: never all in memory.
+    let (objects, body) = match &doc.export.index {
+        Some(index) => {
+            let (_, lines) = deps.objects.get(&index.key, None).await?;
+            (index.count, object_index::manifest_stream(&manifest, lines).map_err(encoding_failed)?)
+        }
+        None => (
+            manifest.objects.len() as u64,
+            stream_from_bytes(serde_json::to_vec_pretty(&manifest).map_err(encoding_failed)?),
+        ),
+    };
     let key = layout::manifest_key(&record.cluster, &record.backup_id);
     match deps
         .objects
-        .put(
-            &key,
-            stream_from_bytes(bytes),
-            PutOptions { if_absent: true, content_type: Some("application/json".into()) },
-        )
+        .put(&key, body, PutOptions { if_absent: true, content_type: Some("application/json".into()) })
         .await
     {
         Ok(_) => {}

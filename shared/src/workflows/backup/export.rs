@@ -19,9 +19,12 @@ use crate::domain::selection::{
     BACKUP_ID_LABEL, ClusterRef, cluster_references, crd_names, namespace_selected, plan_resources,
 };
 use crate::domain::shards::Shard;
+use crate::layout;
 use crate::ports::cluster::{Cluster, ClusterError};
-use crate::ports::object_store::{ObjectStore, PutOptions};
+use crate::ports::object_store::{ObjectStore, ObjectStoreError, PutOptions};
 use crate::workflows::retry::{RetryPolicy, with_retry};
+
+use super::object_index::{IndexWriter, ObjectIndex};
 
 /// Tuning of the export.
 #[derive(Debug, Clone)]
@@ -70,7 +73,13 @@ pub struct PvcRef {
 #[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExportResult {
-    /// Every object written, with its digest.
+    /// Every object written, with its digest: streamed to the object index (see
+    /// [`super::object_index`]); the manifest gets them from there.
+    #[serde(default)]
+    pub index: Option<ObjectIndex>,
+    /// Every object written, with its digest, as export records made before the object index
+    /// held them (read so that a backup in flight across an upgrade still commits).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub objects: Vec<EntryRecord>,
     /// Objects per resource type.
     pub counts: BTreeMap<String, u64>,
@@ -203,10 +212,7 @@ impl Lister<'_> {
         }
         let bytes = serde_json::to_vec_pretty(&object).map_err(|e| ExportError::Archive(e.to_string()))?;
         *found.counts.entry(r.group_resource()).or_default() += 1;
-        self.tx
-            .send(Item::Object(path, bytes))
-            .await
-            .map_err(|_| ExportError::Archive("the archive writer stopped".into()))
+        self.tx.send(Item::Object(path, bytes)).await.map_err(|_| ExportError::WriterStopped)
     }
 
     /// Lists every page of `r` in `namespace` (or everywhere).
@@ -269,10 +275,17 @@ pub async fn export(
 
     let (tx, rx) = mpsc::channel(options.queue_objects.max(1));
     let (sink, stream) = channel(8, 256 * 1024);
+    let (index_sink, index_stream) = channel(4, 64 * 1024);
     let writer = tokio::task::spawn_blocking({
         let archive_options = options.archive.clone();
-        move || write_archive(sink, rx, &archive_options)
+        move || write_archive(sink, index_sink, rx, &archive_options)
     });
+    let index_key = layout::object_index_key_for(key);
+    let index_upload = objects.put(
+        &index_key,
+        index_stream,
+        PutOptions { if_absent: false, content_type: Some("application/x-ndjson".into()) },
+    );
     let stored = Arc::new(AtomicU64::new(0));
     let counted = {
         let stored = Arc::clone(&stored);
@@ -295,7 +308,7 @@ pub async fn export(
         drop(lister);
         result
     };
-    let (listed, uploaded) = tokio::join!(listing, upload);
+    let (listed, uploaded, index_uploaded) = tokio::join!(listing, upload, index_upload);
     let written = writer.await.map_err(|e| ExportError::Archive(e.to_string()))?;
     // One failure stops all three; report the one that started it: the cluster, then the
     // upload (the writer then only saw its consumer go), then the writer.
@@ -303,8 +316,8 @@ pub async fn export(
         Err(ExportError::WriterStopped) => None,
         other => Some(other?),
     };
-    uploaded.map_err(ExportError::Upload)?;
-    let (records, summary) = written?;
+    first_upload_failure(uploaded, index_uploaded)?;
+    let (count, summary) = written?;
     let found = found.ok_or(ExportError::WriterStopped)?;
 
     let mut pvcs = found.pvcs;
@@ -312,7 +325,8 @@ pub async fn export(
     let mut hooks = found.hooks;
     hooks.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
     Ok(ExportResult {
-        objects: records,
+        index: Some(ObjectIndex { key: index_key, count }),
+        objects: Vec::new(),
         counts: found.counts,
         skipped: plan.skipped.into_iter().collect(),
         warnings: found.warnings,
@@ -322,6 +336,20 @@ pub async fn export(
         uncompressed_bytes: summary.uncompressed_bytes,
         stored_bytes: stored.load(Ordering::Relaxed),
     })
+}
+
+/// The failure of the archive's or the index's upload, if either failed. When one upload fails
+/// the writer fails the other's stream, so the transient failure (the store's) is the one that
+/// started it.
+pub(crate) fn first_upload_failure(
+    archive: Result<crate::ports::ObjectMeta, ObjectStoreError>,
+    index: Result<crate::ports::ObjectMeta, ObjectStoreError>,
+) -> Result<(), ExportError> {
+    match (archive, index) {
+        (Ok(_), Ok(_)) => Ok(()),
+        (Err(e), _) | (_, Err(e)) if e.is_transient() => Err(ExportError::Upload(e)),
+        (Err(e), _) | (_, Err(e)) => Err(ExportError::Upload(e)),
+    }
 }
 
 async fn list_selected(
@@ -435,35 +463,43 @@ async fn list_everything(
     }
 }
 
-type Written = Result<(Vec<EntryRecord>, ArchiveSummary), ExportError>;
+type Written = Result<(u64, ArchiveSummary), ExportError>;
 
-/// The writer thread: objects in, archive out; an abort or an error fails the stream.
+/// The writer thread: objects in, archive and object index out; an abort or an error fails
+/// both streams.
 fn write_archive(
     mut sink: crate::archive::ChannelWriter,
+    index_sink: crate::archive::ChannelWriter,
     mut rx: mpsc::Receiver<Item>,
     options: &ArchiveOptions,
 ) -> Written {
+    let mut index = IndexWriter::new(index_sink);
     let result = (|| {
         let mut writer = ArchiveWriter::new(&mut sink, options).map_err(|e| ExportError::Archive(e.to_string()))?;
-        let mut records = Vec::new();
         while let Some(item) = rx.blocking_recv() {
             match item {
                 Item::Object(path, bytes) => {
-                    records.push(writer.append_object(&path, &bytes).map_err(|e| ExportError::Archive(e.to_string()))?)
+                    let record =
+                        writer.append_object(&path, &bytes).map_err(|e| ExportError::Archive(e.to_string()))?;
+                    index
+                        .append(&record)
+                        .map_err(|e| ExportError::Archive(format!("writing the object index: {e}")))?;
                 }
                 Item::Abort(reason) => return Err(ExportError::Archive(format!("aborted: {reason}"))),
             }
         }
-        let summary = writer.finish().map_err(|e| ExportError::Archive(e.to_string()))?;
-        Ok((records, summary))
+        writer.finish().map_err(|e| ExportError::Archive(e.to_string()))
     })();
+    let (count, index_sink) = index.into_parts();
     match result {
-        Ok(done) => {
+        Ok(summary) => {
             sink.finish().map_err(|e| ExportError::Archive(e.to_string()))?;
-            Ok(done)
+            index_sink.finish().map_err(|e| ExportError::Archive(format!("writing the object index: {e}")))?;
+            Ok((count, summary))
         }
         Err(e) => {
             sink.fail(std::io::Error::other(e.to_string()));
+            index_sink.fail(std::io::Error::other(e.to_string()));
             Err(e)
         }
     }

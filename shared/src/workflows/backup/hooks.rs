@@ -146,6 +146,9 @@ mod tests {
         async fn replace(&self, _: &ApiResourceInfo, _: Option<&str>, _: &Value) -> Result<Value, ClusterError> {
             Err(unused())
         }
+        async fn delete(&self, _: &ApiResourceInfo, _: Option<&str>, _: &str) -> Result<bool, ClusterError> {
+            Err(unused())
+        }
         async fn exec(
             &self,
             namespace: &str,

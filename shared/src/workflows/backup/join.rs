@@ -16,9 +16,10 @@ use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::export::{ExportError, ExportResult};
+use super::object_index::{IndexWriter, ObjectIndex};
 use super::shards::{PartDoc, load_part, running_record};
 use super::{BackupError, BackupSettings, Deps, Outcome, commit, hand_over, recipients, send_check, target};
-use crate::archive::{ArchiveOptions, ArchiveReader, ArchiveWriter, ChannelWriter, EntryRecord, ReadOptions, channel};
+use crate::archive::{ArchiveOptions, ArchiveReader, ArchiveWriter, ChannelWriter, ReadOptions, channel};
 use crate::catalog;
 use crate::domain::messages::BackupRequest;
 use crate::domain::policy::Config;
@@ -72,8 +73,12 @@ pub(crate) async fn run(
     };
     let cluster_version = with_retry(settings.export.retry, || deps.cluster.version()).await?;
     let (export, snapshots, warnings) = merge(parts, joined);
-    commit::save_export(deps, &record, (&cluster_version, &cluster_def.spec.region), &options.recipients, &export)
-        .await?;
+    let facts = commit::ClusterFacts {
+        version: &cluster_version,
+        region: &cluster_def.spec.region,
+        tags: &cluster_def.spec.tags,
+    };
+    commit::save_export(deps, &record, &facts, &options.recipients, &export).await?;
     record.warnings = export.warnings.clone();
     record.warnings.extend(warnings);
     record.snapshots = snapshots;
@@ -84,7 +89,7 @@ pub(crate) async fn run(
 
 /// What writing the joined archive produced.
 struct Joined {
-    objects: Vec<EntryRecord>,
+    index: ObjectIndex,
     counts: BTreeMap<String, u64>,
     entries: u64,
     uncompressed_bytes: u64,
@@ -112,7 +117,8 @@ fn merge(
     pvcs.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     snapshots.sort_by(|a, b| (&a.namespace, &a.pvc).cmp(&(&b.namespace, &b.pvc)));
     let export = ExportResult {
-        objects: joined.objects,
+        index: Some(joined.index),
+        objects: Vec::new(),
         counts: joined.counts,
         skipped,
         warnings: export_warnings.into_iter().collect(),
@@ -143,9 +149,13 @@ async fn join_archives(
     ArchiveWriter::new(std::io::sink(), options).map_err(|e| ExportError::Archive(e.to_string()))?;
     let (tx, rx) = mpsc::channel(1);
     let (sink, stream) = channel(8, 256 * 1024);
+    let (index_sink, index_stream) = channel(4, 64 * 1024);
+    let key = layout::archive_key(&request.cluster, &request.backup_id);
+    let index_key = layout::object_index_key_for(&key);
     let writer = tokio::task::spawn_blocking({
         let options = options.clone();
-        move || write_joined(sink, rx, &options)
+        let index_key = index_key.clone();
+        move || write_joined(sink, IndexWriter::new(index_sink), index_key, rx, &options)
     });
     let stored = Arc::new(AtomicU64::new(0));
     let counted = {
@@ -154,9 +164,13 @@ async fn join_archives(
             stored.fetch_add(chunk.len() as u64, Ordering::Relaxed);
         }))
     };
-    let key = layout::archive_key(&request.cluster, &request.backup_id);
     let upload =
         deps.objects.put(&key, counted, PutOptions { if_absent: false, content_type: Some("application/zstd".into()) });
+    let index_upload = deps.objects.put(
+        &index_key,
+        index_stream,
+        PutOptions { if_absent: false, content_type: Some("application/x-ndjson".into()) },
+    );
     let feed = async move {
         for index in 0..count {
             let part_key = layout::part_archive_key(&request.cluster, &request.backup_id, index);
@@ -173,10 +187,10 @@ async fn join_archives(
         }
         Ok::<(), ObjectStoreError>(())
     };
-    let (fed, uploaded) = tokio::join!(feed, upload);
+    let (fed, uploaded, index_uploaded) = tokio::join!(feed, upload, index_upload);
     let written = writer.await.map_err(|e| ExportError::Archive(e.to_string()))?;
     fed.map_err(ExportError::Upload)?;
-    uploaded.map_err(ExportError::Upload)?;
+    super::export::first_upload_failure(uploaded, index_uploaded)?;
     let mut joined = written?;
     joined.stored_bytes = stored.load(Ordering::Relaxed);
     Ok(joined)
@@ -187,6 +201,8 @@ async fn join_archives(
 /// stream.
 fn write_joined(
     mut sink: ChannelWriter,
+    mut index: IndexWriter<ChannelWriter>,
+    index_key: String,
     mut rx: mpsc::Receiver<Feed>,
     options: &ArchiveOptions,
 ) -> Result<Joined, ExportError> {
@@ -194,7 +210,6 @@ fn write_joined(
     let result = (|| {
         let mut writer = ArchiveWriter::new(&mut sink, options).map_err(archive_error)?;
         let mut seen = BTreeSet::new();
-        let mut objects = Vec::new();
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         while let Some(item) = rx.blocking_recv() {
             let source = match item {
@@ -208,7 +223,8 @@ fn write_joined(
                 if !seen.insert(path.as_str().to_owned()) {
                     continue;
                 }
-                objects.push(writer.append_object(&path, &entry.bytes).map_err(archive_error)?);
+                let record = writer.append_object(&path, &entry.bytes).map_err(archive_error)?;
+                index.append(&record).map_err(|e| ExportError::Archive(format!("writing the object index: {e}")))?;
                 let group_resource = if path.group().is_empty() {
                     path.resource().to_owned()
                 } else {
@@ -219,21 +235,24 @@ fn write_joined(
             reader.finish().map_err(archive_error)?;
         }
         let summary = writer.finish().map_err(archive_error)?;
-        Ok(Joined {
-            objects,
-            counts,
-            entries: summary.entries,
-            uncompressed_bytes: summary.uncompressed_bytes,
-            stored_bytes: 0,
-        })
+        Ok((counts, summary))
     })();
+    let (count, index_sink) = index.into_parts();
     match result {
-        Ok(joined) => {
+        Ok((counts, summary)) => {
             sink.finish().map_err(|e| ExportError::Archive(e.to_string()))?;
-            Ok(joined)
+            index_sink.finish().map_err(|e| ExportError::Archive(format!("writing the object index: {e}")))?;
+            Ok(Joined {
+                index: ObjectIndex { key: index_key, count },
+                counts,
+                entries: summary.entries,
+                uncompressed_bytes: summary.uncompressed_bytes,
+                stored_bytes: 0,
+            })
         }
         Err(e) => {
             sink.fail(std::io::Error::other(e.to_string()));
+            index_sink.fail(std::io::Error::other(e.to_string()));
             Err(e)
         }
     }
@@ -242,8 +261,10 @@ fn write_joined(
 /// Deletes the parts (best effort: what is left is swept with the backup by `prune`).
 async fn delete_parts(deps: &Deps<'_>, request: &BackupRequest, count: u32) {
     for index in 0..count {
+        let archive = layout::part_archive_key(&request.cluster, &request.backup_id, index);
         for key in [
-            layout::part_archive_key(&request.cluster, &request.backup_id, index),
+            layout::object_index_key_for(&archive),
+            archive,
             layout::part_export_key(&request.cluster, &request.backup_id, index),
         ] {
             if let Err(e) = deps.objects.delete(&key).await {

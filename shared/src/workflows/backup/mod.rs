@@ -12,6 +12,7 @@ pub mod export;
 mod give_up;
 mod hooks;
 mod join;
+pub mod object_index;
 mod shards;
 mod snapshots;
 
@@ -237,14 +238,12 @@ pub async fn run(
             Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, export_failure(&e)).await,
             Err(e) => return Err(e.into()),
         };
-    commit::save_export(
-        deps,
-        &record,
-        (&cluster_version, &cluster_def.spec.region),
-        &export_options.archive.recipients,
-        &export,
-    )
-    .await?;
+    let facts = commit::ClusterFacts {
+        version: &cluster_version,
+        region: &cluster_def.spec.region,
+        tags: &cluster_def.spec.tags,
+    };
+    commit::save_export(deps, &record, &facts, &export_options.archive.recipients, &export).await?;
     let taken = take_snapshots(deps, settings, policy, &record.backup_id, &export, &cluster_def.spec.region).await?;
     record.warnings = export.warnings.clone();
     record.warnings.extend(taken.warnings);

@@ -406,6 +406,44 @@ pub async fn run(
     config: &Config,
     request: &RestoreRequest,
 ) -> Result<Outcome, RestoreError> {
+    match run_once(deps, settings, config, request).await {
+        Err(e) if !e.is_transient() => {
+            // No delivery can finish it: the record says so (with a `failed` event) instead of
+            // staying in its phase for ever, and the message is dead-lettered with the reason.
+            mark_failed(deps, request, &e).await;
+            Err(e)
+        }
+        other => other,
+    }
+}
+
+/// Ends the restore's record as failed because of `e` (best effort: the error is what counts).
+async fn mark_failed(deps: &Deps<'_>, request: &RestoreRequest, e: &RestoreError) {
+    let found = restores::get(deps.state, &request.target_cluster, &request.restore_id()).await;
+    let Ok(Some((record, etag))) = found else { return };
+    if record.is_finished() {
+        return;
+    }
+    let mut causes = vec![e.to_string()];
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        causes.push(cause.to_string());
+        source = cause.source();
+    }
+    let reason = causes.join(": ");
+    let mut run = Run { deps, record, etag };
+    run.record.finish(RestorePhase::Failed, Some(reason.clone()), deps.clock.now().max(run.record.started_at));
+    if let Err(err) = run.event(format!("failed: {reason}")).await {
+        tracing::warn!(restore.id = %run.record.restore_id, "the failed restore could not be recorded: {err}");
+    }
+}
+
+async fn run_once(
+    deps: &Deps<'_>,
+    settings: &RestoreSettings,
+    config: &Config,
+    request: &RestoreRequest,
+) -> Result<Outcome, RestoreError> {
     let fresh = RestoreRecord::new(request.clone(), deps.clock.now());
     let (record, etag, new) = restores::claim(deps.state, &fresh).await?;
     if record.is_finished() {

@@ -78,6 +78,9 @@ impl ClusterApi for FakeCluster {
     async fn replace(&self, _: &ApiResourceInfo, _: Option<&str>, o: &Value) -> Result<Value, ClusterError> {
         Ok(o.clone())
     }
+    async fn delete(&self, _: &ApiResourceInfo, _: Option<&str>, _: &str) -> Result<bool, ClusterError> {
+        Ok(false)
+    }
     async fn exec(
         &self,
         _: &str,

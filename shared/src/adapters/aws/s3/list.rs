@@ -35,7 +35,7 @@ pub(super) fn parse(xml: &str) -> Result<ObjectPage, String> {
             let last_modified = DateTime::parse_from_rfc3339(&c.last_modified)
                 .map_err(|e| format!("LastModified {:?} of {:?}: {e}", c.last_modified, c.key))?
                 .with_timezone(&Utc);
-            Ok(ObjectMeta { key: c.key, size: c.size, last_modified })
+            Ok(ObjectMeta { key: c.key, size: c.size, last_modified, immutable_until: None })
         })
         .collect::<Result<Vec<_>, String>>()?;
     let continuation = result.next_continuation_token.filter(|_| result.is_truncated);

@@ -13,7 +13,9 @@
 //! - A missing bucket is `Unavailable` for `get`, `list` and `put` (S3 names it in the error
 //!   body); HeadObject answers carry no body, so `head` and `delete` cannot tell it from a missing
 //!   object.
-//! - Object Lock headers are not read: the port's [`ObjectMeta`] has no retention field yet.
+//! - `head` reads Object Lock: `x-amz-object-lock-retain-until-date` is `immutable_until`, and
+//!   a legal hold (`x-amz-object-lock-legal-hold: ON`) makes it [`DateTime::<Utc>::MAX_UTC`].
+//!   `get`, `put` and `list` leave it `None`.
 //!
 //! The bucket is not created here (on AWS it is infrastructure); [`S3ObjectStore::create_bucket`]
 //! exists for emulators.
@@ -90,6 +92,16 @@ fn header<'a>(response: &'a reqwest::Response, name: &str) -> Option<&'a str> {
 /// An HTTP date (`Last-Modified`, `Date`).
 fn http_date(text: Option<&str>) -> DateTime<Utc> {
     text.and_then(|t| DateTime::parse_from_rfc2822(t).ok()).map(|t| t.with_timezone(&Utc)).unwrap_or_default()
+}
+
+/// Until when Object Lock keeps the object (a legal hold: for ever).
+fn immutable_until(response: &reqwest::Response) -> Option<DateTime<Utc>> {
+    if header(response, "x-amz-object-lock-legal-hold").is_some_and(|h| h.eq_ignore_ascii_case("ON")) {
+        return Some(DateTime::<Utc>::MAX_UTC);
+    }
+    header(response, "x-amz-object-lock-retain-until-date")
+        .and_then(|d| DateTime::parse_from_rfc3339(d).ok())
+        .map(|d| d.with_timezone(&Utc))
 }
 
 fn range_error(key: &str, range: &Range<u64>, size: u64) -> ObjectStoreError {
@@ -196,8 +208,8 @@ impl ObjectStore for S3ObjectStore {
         {
             return Err(range_error(key, r, size));
         }
-        let meta =
-            ObjectMeta { key: key.to_owned(), size, last_modified: http_date(header(&response, "last-modified")) };
+        let last_modified = http_date(header(&response, "last-modified"));
+        let meta = ObjectMeta { key: key.to_owned(), size, last_modified, immutable_until: None };
         Ok((meta, Box::pin(response.bytes_stream().map_err(std::io::Error::other))))
     }
 
@@ -206,7 +218,8 @@ impl ObjectStore for S3ObjectStore {
         validate_key(key)?;
         let response = self.call(Method::HEAD, key, Call::default()).await.map_err(|e| not_found_or("head", key, e))?;
         let size = header(&response, "content-length").and_then(|l| l.parse().ok()).unwrap_or_default();
-        Ok(ObjectMeta { key: key.to_owned(), size, last_modified: http_date(header(&response, "last-modified")) })
+        let last_modified = http_date(header(&response, "last-modified"));
+        Ok(ObjectMeta { key: key.to_owned(), size, last_modified, immutable_until: immutable_until(&response) })
     }
 
     #[instrument(skip(self), fields(s3.bucket = %self.bucket, s3.prefix = %prefix))]
@@ -252,5 +265,30 @@ impl ObjectStore for S3ObjectStore {
         };
         self.call(Method::DELETE, key, Call::default()).await.map_err(|e| unavailable("delete", key, e))?;
         Ok(existed)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn response(headers: &[(&str, &str)]) -> reqwest::Response {
+        let mut builder = http::Response::builder().status(200);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        reqwest::Response::from(builder.body(Vec::<u8>::new()).expect("response"))
+    }
+
+    #[test]
+    fn object_lock_headers_give_the_immutability_end() {
+        let until = response(&[("x-amz-object-lock-retain-until-date", "2026-12-01T00:00:00.000Z")]);
+        assert_eq!(immutable_until(&until).map(|t| t.to_rfc3339()), Some("2026-12-01T00:00:00+00:00".to_owned()));
+        let held = response(&[
+            ("x-amz-object-lock-retain-until-date", "2026-12-01T00:00:00.000Z"),
+            ("x-amz-object-lock-legal-hold", "ON"),
+        ]);
+        assert_eq!(immutable_until(&held), Some(DateTime::<Utc>::MAX_UTC));
+        assert_eq!(immutable_until(&response(&[("x-amz-object-lock-legal-hold", "OFF")])), None);
     }
 }

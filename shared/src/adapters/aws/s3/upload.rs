@@ -58,7 +58,7 @@ impl S3ObjectStore {
             let call = Call { headers: put_headers(options), body: first, ..Call::default() };
             let response = self.call(Method::PUT, key, call).await.map_err(|e| taken_or(key, e))?;
             let last_modified = http_date(header(&response, "date"));
-            return Ok(ObjectMeta { key: key.to_owned(), size, last_modified });
+            return Ok(ObjectMeta { key: key.to_owned(), size, last_modified, immutable_until: None });
         }
         if options.if_absent {
             // Refuse before uploading parts; the completion is conditional too, so a writer
@@ -142,6 +142,6 @@ impl S3ObjectStore {
         if answer.contains("<Error>") {
             return Err(taken_or(key, crate::adapters::aws::http::service_error(200, &answer)));
         }
-        Ok(ObjectMeta { key: key.to_owned(), size, last_modified: Utc::now() })
+        Ok(ObjectMeta { key: key.to_owned(), size, last_modified: Utc::now(), immutable_until: None })
     }
 }

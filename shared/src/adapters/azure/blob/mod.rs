@@ -180,7 +180,12 @@ impl ObjectStore for BlobObjectStore {
         {
             return Err(range_error(key, r, size));
         }
-        let meta = ObjectMeta { key: key.to_owned(), size, last_modified: to_chrono(props.last_modified) };
+        let meta = ObjectMeta {
+            key: key.to_owned(),
+            size,
+            last_modified: to_chrono(props.last_modified),
+            immutable_until: None,
+        };
         let body = result.body.map_err(std::io::Error::other);
         Ok((meta, Box::pin(body)))
     }
@@ -197,7 +202,16 @@ impl ObjectStore for BlobObjectStore {
         })?;
         let size = response.content_length().map_err(|e| unavailable("head", key, e))?.unwrap_or_default();
         let last_modified = to_chrono(response.last_modified().map_err(|e| unavailable("head", key, e))?);
-        Ok(ObjectMeta { key: key.to_owned(), size, last_modified })
+        // A legal hold keeps the blob until it is lifted; a version-level immutability policy
+        // until its expiry. (Container-level policies are not reported per blob: a delete then
+        // fails, and prune leaves the backup for a later run.)
+        let legal_hold = response.legal_hold().map_err(|e| unavailable("head", key, e))?.unwrap_or(false);
+        let policy_until = response
+            .immutability_policy_expires_on()
+            .map_err(|e| unavailable("head", key, e))?
+            .map(|t| to_chrono(Some(t)));
+        let immutable_until = if legal_hold { Some(DateTime::<Utc>::MAX_UTC) } else { policy_until };
+        Ok(ObjectMeta { key: key.to_owned(), size, last_modified, immutable_until })
     }
 
     #[instrument(skip(self), fields(blob.container = %self.name, blob.prefix = %prefix))]
@@ -235,6 +249,7 @@ impl ObjectStore for BlobObjectStore {
                     key: item.name?,
                     size: props.content_length.unwrap_or_default(),
                     last_modified: to_chrono(props.last_modified),
+                    immutable_until: None,
                 })
             })
             .collect();

@@ -58,7 +58,12 @@ impl BlobObjectStore {
             other => other,
         };
         let done = result.map_err(|e| put_error(key, e))?;
-        Ok(ObjectMeta { key: key.to_owned(), size, last_modified: to_chrono(done.last_modified) })
+        Ok(ObjectMeta {
+            key: key.to_owned(),
+            size,
+            last_modified: to_chrono(done.last_modified),
+            immutable_until: None,
+        })
     }
 
     /// Stages every block of the body (`first` and `second` already read) and commits them.
@@ -112,7 +117,7 @@ impl BlobObjectStore {
         let content = list.try_into().map_err(|e| unavailable("put", key, e))?;
         let response = client.commit_block_list(content, Some(opts)).await.map_err(|e| put_error(key, e))?;
         let last_modified = to_chrono(response.last_modified().ok().flatten());
-        Ok(ObjectMeta { key: key.to_owned(), size, last_modified })
+        Ok(ObjectMeta { key: key.to_owned(), size, last_modified, immutable_until: None })
     }
 }
 
