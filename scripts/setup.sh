@@ -56,4 +56,28 @@ if [ ! -x "$azurite_dir/node_modules/.bin/azurite" ] \
     echo "setup: npm is missing: the Azure adapters' tests against Azurite will be skipped" >&2
   fi
 fi
+# moto, the AWS emulator the S3 object store and SQS bus are tested against: from PyPI, pinned
+# here, installed into a virtualenv in tools/moto (git-ignored). Reinstalled only when the pin
+# changes. Without it the moto tests skip, except where CI=true or LIFEBOAT_REQUIRE_MOTO=1.
+moto_pin="moto[server]==5.2.5"
+moto_required() { [ "${CI:-}" = true ] || [ "${LIFEBOAT_REQUIRE_MOTO:-}" = 1 ]; }
+moto_dir=tools/moto
+if [ ! -x "$moto_dir/bin/moto_server" ] || [ "$(cat "$moto_dir/.pin" 2>/dev/null)" != "$moto_pin" ]; then
+  if need python3 && ! python3 -c 'import ensurepip, venv' >/dev/null 2>&1 && need apt-get && [ "$(id -u)" = 0 ]; then
+    echo "setup: installing python3-venv (Debian package) for moto"
+    apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  fi
+  if need python3 && python3 -c 'import ensurepip, venv' >/dev/null 2>&1; then
+    echo "setup: installing $moto_pin into $moto_dir (python3 -m venv, pip)"
+    rm -rf "$moto_dir"
+    python3 -m venv "$moto_dir"
+    "$moto_dir/bin/pip" install --quiet --disable-pip-version-check "$moto_pin"
+    echo "$moto_pin" >"$moto_dir/.pin"
+  elif moto_required; then
+    echo "setup: python3 with venv is missing, and the moto tests are required here: install it" >&2
+    exit 1
+  else
+    echo "setup: python3 with venv is missing: the AWS adapters' tests against moto will be skipped" >&2
+  fi
+fi
 echo "setup: ready ($(cargo --version))"

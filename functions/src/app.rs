@@ -187,6 +187,9 @@ pub fn build(
             Arc::new(LocalDirObjectStore::open(data.objects()).context("opening the object store")?),
         ),
         Storage::Azure(azure) => azure.open()?,
+        Storage::Aws(aws) => {
+            (Arc::new(SqliteStateStore::open(&data.state_db()).context("opening the state store")?), aws.open()?)
+        }
     };
     let (sender, queues, queue): (Arc<dyn Bus>, Option<Arc<dyn QueueReceiver>>, _) = match bus {
         BusChoice::Embedded => {
@@ -197,6 +200,7 @@ pub fn build(
             (Arc::clone(&queue) as Arc<dyn Bus>, Some(Arc::clone(&queue) as Arc<dyn QueueReceiver>), Some(queue))
         }
         BusChoice::ServiceBus(service_bus) => (service_bus.open()?, None, None),
+        BusChoice::Sqs(sqs) => (crate::bus::open_sqs(sqs)?, None, None),
     };
     let functions = function_defs::all().context("reading function definitions")?;
     let alerts = crate::alerts::build(&settings.alerts, &sender).context("building the alert sinks")?;

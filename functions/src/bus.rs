@@ -3,16 +3,20 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `LIFEBOAT_BUS` | `embedded` (default: SQLite queues under the data dir, pumped by `lifeboat up`) or `servicebus` |
+//! | `LIFEBOAT_BUS` | `embedded` (default: SQLite queues under the data dir, pumped by `lifeboat up`), `servicebus` or `sqs` |
 //! | `LIFEBOAT_SERVICEBUS_NAMESPACE` | the namespace's host name, e.g. `lifeboat-prod.servicebus.windows.net` |
 //! | `LIFEBOAT_AZURE_AUTH`, `LIFEBOAT_AZURE_CLIENT_ID` | the identity, as for storage (see [`crate::storage`]); `dev-key` is refused |
+//! | `LIFEBOAT_SQS_QUEUE_URL_PREFIX` | with `sqs`: prepended to a queue's name, e.g. `https://sqs.eu-west-1.amazonaws.com/123456789012/lifeboat-` |
+//! | `LIFEBOAT_SQS_FIFO` | with `sqs`: `true` when the queues are FIFO (`<name>.fifo`; they take no scheduled messages), default `false` |
+//! | `AWS_REGION`, `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | with `sqs`: region and credentials (Lambda sets them) |
 //!
-//! With Service Bus, every send (handlers and CLI) goes through [`ServiceBusBus`]; receiving is
-//! the Functions host's (triggers), so the app has no local queues to pump or report.
+//! With Service Bus or SQS, every send (handlers and CLI) goes through [`ServiceBusBus`]; receiving is
+//! the host's (Functions triggers, Lambda's SQS event source mappings), so the app has no local queues to pump or report.
 
 use std::sync::Arc;
 
 use anyhow::Context;
+use lifeboat_shared::adapters::aws::{AwsCredentials, SqsBus, SqsSettings, region_from_env};
 use lifeboat_shared::adapters::azure::{AzureAuthMode, ServiceBusBus, ServiceBusSettings};
 use lifeboat_shared::ports::Bus;
 
@@ -26,6 +30,8 @@ pub enum BusChoice {
     Embedded,
     /// Azure Service Bus.
     ServiceBus(ServiceBusChoice),
+    /// Amazon SQS (credentials are read from the environment when opening).
+    Sqs(SqsSettings),
 }
 
 /// The Service Bus settings.
@@ -65,7 +71,18 @@ impl BusChoice {
                 );
                 Ok(Self::ServiceBus(ServiceBusChoice { namespace, auth }))
             }
-            Some(other) => anyhow::bail!("LIFEBOAT_BUS={other:?}: expected embedded or servicebus"),
+            Some("sqs") => {
+                let prefix = get("LIFEBOAT_SQS_QUEUE_URL_PREFIX")
+                    .context("LIFEBOAT_BUS=sqs needs LIFEBOAT_SQS_QUEUE_URL_PREFIX (e.g. https://sqs.eu-west-1.amazonaws.com/123456789012/lifeboat-)")?;
+                let fifo = match get("LIFEBOAT_SQS_FIFO").as_deref().map(str::trim) {
+                    None | Some("false") => false,
+                    Some("true") => true,
+                    Some(other) => anyhow::bail!("LIFEBOAT_SQS_FIFO={other:?}: expected true or false"),
+                };
+                let region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION")).unwrap_or_else(region_from_env);
+                Ok(Self::Sqs(SqsSettings { queue_url_prefix: prefix.trim().to_owned(), region, fifo }))
+            }
+            Some(other) => anyhow::bail!("LIFEBOAT_BUS={other:?}: expected embedded, servicebus or sqs"),
         }
     }
 
@@ -74,6 +91,7 @@ impl BusChoice {
         match self {
             Self::Embedded => "messages in SQLite queues in the data directory".to_owned(),
             Self::ServiceBus(sb) => format!("messages sent to Service Bus namespace {}", sb.namespace),
+            Self::Sqs(sqs) => format!("messages sent to SQS queues {}<queue>", sqs.queue_url_prefix),
         }
     }
 }
@@ -107,6 +125,15 @@ impl ServiceBusChoice {
             .context("opening Service Bus")?;
         Ok(Arc::new(bus))
     }
+}
+
+/// The SQS bus of `settings`, with the environment's credentials.
+///
+/// # Errors
+/// Missing credentials or an invalid queue URL prefix.
+pub fn open_sqs(settings: &SqsSettings) -> anyhow::Result<Arc<dyn Bus>> {
+    let credentials = AwsCredentials::from_env().context("LIFEBOAT_BUS=sqs needs AWS credentials")?;
+    Ok(Arc::new(SqsBus::new(settings.clone(), credentials).context("opening SQS")?))
 }
 
 #[cfg(test)]
@@ -150,10 +177,33 @@ mod tests {
     }
 
     #[test]
+    fn sqs_reads_prefix_fifo_and_region() {
+        let choice = BusChoice::from_lookup(lookup(&[
+            ("LIFEBOAT_BUS", "sqs"),
+            ("LIFEBOAT_SQS_QUEUE_URL_PREFIX", "https://sqs.eu-west-1.amazonaws.com/123456789012/lifeboat-"),
+            ("LIFEBOAT_SQS_FIFO", "true"),
+            ("AWS_REGION", "eu-west-1"),
+        ]))
+        .expect("choice");
+        let BusChoice::Sqs(sqs) = choice else { panic!("expected sqs") };
+        assert!(sqs.fifo);
+        assert_eq!(sqs.region, "eu-west-1");
+        let err = BusChoice::from_lookup(lookup(&[("LIFEBOAT_BUS", "sqs")])).expect_err("no prefix");
+        assert!(format!("{err:#}").contains("LIFEBOAT_SQS_QUEUE_URL_PREFIX"), "{err:#}");
+        let err = BusChoice::from_lookup(lookup(&[
+            ("LIFEBOAT_BUS", "sqs"),
+            ("LIFEBOAT_SQS_QUEUE_URL_PREFIX", "https://sqs.eu-west-1.amazonaws.com/123456789012/lifeboat-"),
+            ("LIFEBOAT_SQS_FIFO", "yes"),
+        ]))
+        .expect_err("not a boolean");
+        assert!(format!("{err:#}").contains("LIFEBOAT_SQS_FIFO"), "{err:#}");
+    }
+
+    #[test]
     fn bad_settings_are_refused_clearly() {
         let err = |pairs: &[(&str, &str)]| format!("{:#}", BusChoice::from_lookup(lookup(pairs)).expect_err("refused"));
-        let e = err(&[("LIFEBOAT_BUS", "sqs")]);
-        assert!(e.contains("\"sqs\"") && e.contains("servicebus"), "{e}");
+        let e = err(&[("LIFEBOAT_BUS", "kafka")]);
+        assert!(e.contains("\"kafka\"") && e.contains("servicebus") && e.contains("sqs"), "{e}");
         let e = err(&[("LIFEBOAT_BUS", "servicebus")]);
         assert!(e.contains("LIFEBOAT_SERVICEBUS_NAMESPACE"), "{e}");
         for bad in ["https://x.servicebus.windows.net", "x.servicebus.windows.net/q", "lifeboat", "a..b"] {

@@ -3,7 +3,7 @@
 //!
 //! | variable | meaning |
 //! |---|---|
-//! | `LIFEBOAT_STORAGE` | `embedded` (default: SQLite and a local directory under the data dir) or `azure` |
+//! | `LIFEBOAT_STORAGE` | `embedded` (default: SQLite and a local directory under the data dir), `azure`, or `aws` (S3 objects, SQLite state under the data dir) |
 //! | `LIFEBOAT_BLOB_ENDPOINT` | e.g. `https://acct.blob.core.windows.net`, Azurite: `http://127.0.0.1:10000/devstoreaccount1` |
 //! | `LIFEBOAT_BLOB_CONTAINER` | the backups' container (default `lifeboat`) |
 //! | `LIFEBOAT_TABLE_ENDPOINT` | e.g. `https://acct.table.core.windows.net`, Azurite: `http://127.0.0.1:10002/devstoreaccount1` |
@@ -11,6 +11,13 @@
 //! | `LIFEBOAT_AZURE_CLIENT_ID` | client id of a user-assigned managed identity (else `AZURE_CLIENT_ID`, else system-assigned) |
 //! | `LIFEBOAT_REPLICA_RESOURCE_GROUP` | `/subscriptions/{id}/resourceGroups/{name}`: where cross-region snapshot replicas are created (ARM `CopyStart`); unset: no snapshot copier (see [`crate::replicas`]) |
 //! | `LIFEBOAT_ARM_ENDPOINT` | Azure Resource Manager's endpoint for a sovereign cloud (default `https://management.azure.com`) |
+//! | `LIFEBOAT_S3_BUCKET` | with `aws`: the backups' bucket (required) |
+//! | `LIFEBOAT_S3_ENDPOINT` | with `aws`: an endpoint other than AWS's, addressed path-style (moto: `http://127.0.0.1:5000`) |
+//! | `AWS_REGION` | with `aws`: the bucket's region (Lambda sets it; else `AWS_DEFAULT_REGION`, else `us-east-1`) |
+//! | `AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN` | with `aws`: the credentials (Lambda sets them from the function's role) |
+//!
+//! With `aws` there is no DynamoDB adapter: state stays in SQLite under the data directory, which
+//! on Lambda is `/tmp` and lasts only as long as the execution environment.
 //!
 //! No setting holds a key or SAS: Azure access is by identity, and `dev-key` is Azurite's public
 //! development key, refused for anything but a loopback endpoint.
@@ -18,6 +25,7 @@
 use std::sync::Arc;
 
 use anyhow::Context;
+use lifeboat_shared::adapters::aws::{AwsCredentials, S3ObjectStore, S3Settings, region_from_env};
 use lifeboat_shared::adapters::azure::{
     AZURITE_BLOB_VERSION, AzureAuthMode, BlobObjectStore, ClientSettings, TableStateStore,
 };
@@ -34,6 +42,15 @@ pub enum Storage {
     Embedded,
     /// Azure Table Storage and Blob Storage.
     Azure(AzureStorage),
+    /// S3 for objects; SQLite state under the data directory (no DynamoDB adapter yet).
+    Aws(AwsStorage),
+}
+
+/// The AWS storage settings (credentials are read from the environment when opening).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwsStorage {
+    /// The bucket, its region and an endpoint override.
+    pub s3: S3Settings,
 }
 
 /// The Azure storage settings.
@@ -77,7 +94,18 @@ impl Storage {
                     auth,
                 }))
             }
-            Some(other) => anyhow::bail!("LIFEBOAT_STORAGE={other:?}: expected embedded or azure"),
+            Some("aws") => {
+                let bucket = get("LIFEBOAT_S3_BUCKET").context("LIFEBOAT_STORAGE=aws needs LIFEBOAT_S3_BUCKET")?;
+                let region = get("AWS_REGION").or_else(|| get("AWS_DEFAULT_REGION"));
+                Ok(Self::Aws(AwsStorage {
+                    s3: S3Settings {
+                        bucket: bucket.trim().to_owned(),
+                        region: region.unwrap_or_else(region_from_env),
+                        endpoint: get("LIFEBOAT_S3_ENDPOINT").map(|e| e.trim().to_owned()),
+                    },
+                }))
+            }
+            Some(other) => anyhow::bail!("LIFEBOAT_STORAGE={other:?}: expected embedded, azure or aws"),
         }
     }
 
@@ -89,6 +117,9 @@ impl Storage {
                 "state in Table Storage at {}, objects in container {} at {}",
                 a.table_endpoint, a.container, a.blob_endpoint
             ),
+            Self::Aws(a) => {
+                format!("state embedded in the data directory, objects in S3 bucket {} ({})", a.s3.bucket, a.s3.region)
+            }
         }
     }
 }
@@ -133,6 +164,18 @@ impl AzureStorage {
     }
 }
 
+impl AwsStorage {
+    /// The object store, signing with the credentials of the environment.
+    ///
+    /// # Errors
+    /// Missing credentials, or an invalid bucket or endpoint.
+    pub fn open(&self) -> anyhow::Result<Arc<dyn ObjectStore>> {
+        let credentials = AwsCredentials::from_env().context("LIFEBOAT_STORAGE=aws needs AWS credentials")?;
+        let store = S3ObjectStore::new(&self.s3, credentials).context("opening S3")?;
+        Ok(Arc::new(store))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::collections::HashMap;
@@ -164,6 +207,23 @@ mod tests {
             azure.auth,
             AzureAuthMode::ManagedIdentity { client_id: Some("00000000-0000-0000-0000-000000000001".into()) }
         );
+    }
+
+    #[test]
+    fn aws_reads_bucket_region_and_endpoint() {
+        let choice = Storage::from_lookup(lookup(&[
+            ("LIFEBOAT_STORAGE", "aws"),
+            ("LIFEBOAT_S3_BUCKET", "lifeboat-backups"),
+            ("AWS_REGION", "eu-west-1"),
+            ("LIFEBOAT_S3_ENDPOINT", "http://127.0.0.1:5000"),
+        ]))
+        .expect("choice");
+        let Storage::Aws(aws) = choice else { panic!("expected aws") };
+        assert_eq!(aws.s3.bucket, "lifeboat-backups");
+        assert_eq!(aws.s3.region, "eu-west-1");
+        assert_eq!(aws.s3.endpoint.as_deref(), Some("http://127.0.0.1:5000"));
+        let err = Storage::from_lookup(lookup(&[("LIFEBOAT_STORAGE", "aws")])).expect_err("no bucket");
+        assert!(format!("{err:#}").contains("LIFEBOAT_S3_BUCKET"), "{err:#}");
     }
 
     #[test]

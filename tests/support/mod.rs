@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod azurite;
+pub mod moto;
 
 /// The team's reference data, beside the repository (`../shared/reference`).
 pub fn reference(path: &str) -> PathBuf {

@@ -27,14 +27,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
          `lifeboat handler` (see host.json); to run on this machine, use `lifeboat up`",
     )?;
     let config = load_config(args.local.config.as_deref())?;
-    let tick = crate::function_defs::all()?.into_iter().find_map(|d| match d.trigger {
-        TriggerKind::Timer { schedule, .. } if d.name == "schedule_tick" => Some(schedule),
-        _ => None,
-    });
-    let tick_period = match tick {
-        Some(s) if !s.starts_with('%') => schedule_period(&s)?,
-        _ => chrono::Duration::minutes(5),
-    };
+    let tick_period = tick_period()?;
     // State and objects where the settings say (Table and Blob Storage in Azure, see
     // crate::storage); sends to Service Bus when LIFEBOAT_BUS=servicebus (crate::bus), else to
     // SQLite queues under LIFEBOAT_DATA.
@@ -52,4 +45,19 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     .context("building the app")?;
     custom_handler::serve(app, port, super::up::shutdown_signal()).await?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How often `schedule_tick` runs, from its function.json (five minutes when it names a setting).
+///
+/// # Errors
+/// When the function definitions or the schedule cannot be read.
+pub(crate) fn tick_period() -> anyhow::Result<chrono::Duration> {
+    let tick = crate::function_defs::all()?.into_iter().find_map(|d| match d.trigger {
+        TriggerKind::Timer { schedule, .. } if d.name == "schedule_tick" => Some(schedule),
+        _ => None,
+    });
+    Ok(match tick {
+        Some(s) if !s.starts_with('%') => schedule_period(&s)?,
+        _ => chrono::Duration::minutes(5),
+    })
 }

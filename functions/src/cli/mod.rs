@@ -4,6 +4,7 @@ mod backup;
 mod backups;
 mod handler;
 mod hold;
+mod lambda;
 mod policy;
 mod prune;
 mod restore;
@@ -35,6 +36,8 @@ enum Command {
     Up(up::Args),
     /// Run as the Azure Functions custom handler (started by the Functions host via host.json).
     Handler(handler::Args),
+    /// Run as an AWS Lambda custom runtime (a `bootstrap` that execs `lifeboat lambda`).
+    Lambda(lambda::Args),
     /// Show targets, queues and dead letters of a local runtime's data.
     Status(status::Args),
     /// Check policy files.
@@ -80,6 +83,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Up(args) => runtime().and_then(|rt| rt.block_on(up::run(args))),
         Command::Handler(args) => runtime().and_then(|rt| rt.block_on(handler::run(args))),
+        Command::Lambda(args) => runtime().and_then(|rt| rt.block_on(lambda::run(args))),
         Command::Status(args) => runtime().and_then(|rt| rt.block_on(status::run(args))),
         Command::Policy(cmd) => policy::run(cmd),
         Command::Backup(cmd) => runtime().and_then(|rt| rt.block_on(backup::run(cmd))),

@@ -95,6 +95,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         Storage::Embedded => {
             say(&format!("lifeboat up: data in {} (state.sqlite, queues.sqlite, objects/)", data.root.display()));
         }
+        Storage::Aws(_) => {
+            say(&format!("lifeboat up: data in {} (state.sqlite, queues.sqlite)", data.root.display()));
+            say(&format!("lifeboat up: {}", storage.describe()));
+        }
         Storage::Azure(_) => {
             say(&format!("lifeboat up: data in {} (queues.sqlite)", data.root.display()));
             say(&format!("lifeboat up: {}", storage.describe()));

@@ -2,6 +2,8 @@
 
 pub mod alert_config;
 pub mod alert_fanout;
+#[cfg(feature = "aws")]
+pub mod aws;
 #[cfg(feature = "azure")]
 pub mod azure;
 pub mod bus_alert;
