@@ -2,6 +2,7 @@
 //! as arguments and returns a report of what it did.
 
 pub mod backup;
+pub mod copy;
 pub mod prune;
 pub mod restore;
 pub mod retry;
