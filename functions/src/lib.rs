@@ -10,4 +10,5 @@ pub mod demo;
 pub mod function_defs;
 pub mod handlers;
 pub mod hosts;
+pub mod replica;
 pub mod storage;

@@ -191,7 +191,7 @@ async fn run(app: &AppState, function: &FunctionDef, input: TriggerInput) -> Res
         ("drill", TriggerInput::Timer(_)) => drill::handle(),
         ("backup", TriggerInput::Message(m)) => backup::handle(app, &m).await,
         ("snapshot_check", TriggerInput::Message(m)) => snapshot_check::handle(app, &m).await,
-        ("copy", TriggerInput::Message(m)) => copy::handle(&m),
+        ("copy", TriggerInput::Message(m)) => copy::handle(app, &m).await,
         ("restore", TriggerInput::Message(m)) => restore::handle(app, &m).await,
         ("upgrade_event", TriggerInput::Event(e)) => upgrade_event::handle(&e),
         ("status", TriggerInput::Http(_)) => status::handle(app).await,
