@@ -183,26 +183,21 @@ async fn malformed_invocations_get_a_4xx_with_a_reason() {
 }
 
 #[tokio::test]
-async fn every_function_whose_body_comes_later_says_so() {
-    let h = harness(Some(support::HOURLY_POLICY));
-    let copy =
-        json!({"schemaVersion": 1, "backupId": "b-1", "cluster": "prod", "targetRegion": "northeurope", "attempt": 0});
-    let cases = [("copy", service_bus(copy, "c2"))];
-    for (function, body) in cases {
-        let (status, answer) = invoke(&h, function, body).await;
-        assert_eq!(status, StatusCode::NOT_IMPLEMENTED, "{function}: {answer}");
-        let error = answer["Error"].as_str().unwrap_or("");
-        assert!(error.contains(&format!("function {function} is not implemented yet")), "{function}: {answer}");
-    }
-}
-
-#[tokio::test]
 async fn the_drill_timer_with_no_drilling_policy_starts_nothing() {
     let h = harness(Some(support::HOURLY_POLICY));
     let timer = json!({ "Data": { "timer": { "IsPastDue": false } }, "Metadata": {} }).to_string();
     let (status, body) = invoke(&h, "drill", timer).await;
     assert_eq!(status, StatusCode::OK, "{body}");
     assert!(logs(&body).contains("drill: 0 started, 0 sandbox namespace(s) deleted"), "{body}");
+}
+
+#[tokio::test]
+async fn a_copy_to_a_region_without_storage_is_dead_lettered_at_once() {
+    let h = harness(Some(support::HOURLY_POLICY));
+    let copy = json!({"schemaVersion": 1, "backupId": "b-1", "cluster": "prod", "targetRegion": "mars", "attempt": 0});
+    let (status, body) = invoke(&h, "copy", service_bus(copy, "c3")).await;
+    assert_eq!(status, StatusCode::OK, "completed, not retried: {body}");
+    assert!(logs(&body).contains("dead-lettered (UnknownReplicaRegion)"), "{body}");
 }
 
 #[tokio::test]

@@ -14,10 +14,12 @@ use lifeboat_shared::ports::{
     AlertSink, Bus, Clock, ClusterConnector, ObjectStore, QueueReceiver, StateStore, SystemClock,
 };
 use lifeboat_shared::workflows::backup::BackupSettings;
+use lifeboat_shared::workflows::copy::CopySettings;
 use lifeboat_shared::workflows::restore::RestoreSettings;
 
 use crate::bus::BusChoice;
 use crate::function_defs::{self, FunctionDef};
+use crate::replica::Replica;
 use crate::storage::Storage;
 
 /// Settings of the handlers themselves.
@@ -31,6 +33,8 @@ pub struct Settings {
     pub restore: RestoreSettings,
     /// Staleness thresholds, alert repetition and sinks (from [`crate::alerts::ALERTS_FILE_VAR`]).
     pub alerts: AlertsConfig,
+    /// Tuning of cross-region copies.
+    pub copy: CopySettings,
 }
 
 impl Default for Settings {
@@ -40,6 +44,7 @@ impl Default for Settings {
             backup: BackupSettings::default(),
             restore: RestoreSettings::default(),
             alerts: AlertsConfig::default(),
+            copy: CopySettings::default(),
         }
     }
 }
@@ -103,6 +108,8 @@ pub struct AppState {
     pub settings: Settings,
     /// The app's functions, from their function.json files.
     pub functions: Arc<Vec<FunctionDef>>,
+    /// The second regions' storage, where `copy` puts replicas (see [`crate::replica`]).
+    pub replicas: Arc<Vec<Replica>>,
 }
 
 impl AppState {
@@ -136,6 +143,10 @@ impl DataDir {
     /// The object store's directory.
     pub fn objects(&self) -> PathBuf {
         self.root.join("objects")
+    }
+    /// The directory of `region`'s replicas (embedded defaults).
+    pub fn replica(&self, region: &str) -> PathBuf {
+        crate::replica::local_dir(&self.root, region)
     }
 }
 
@@ -191,6 +202,12 @@ pub fn build(
             (Arc::new(SqliteStateStore::open(&data.state_db()).context("opening the state store")?), aws.open()?)
         }
     };
+    let replicas = match storage {
+        Storage::Embedded => crate::replica::embedded(&data.root, &config, &objects)?,
+        Storage::Azure(azure) => azure.open_replica()?.into_iter().collect(),
+        // No second region on AWS yet (see the README's "On AWS").
+        Storage::Aws(_) => Vec::new(),
+    };
     let (sender, queues, queue): (Arc<dyn Bus>, Option<Arc<dyn QueueReceiver>>, _) = match bus {
         BusChoice::Embedded => {
             let queue = Arc::new(
@@ -215,6 +232,7 @@ pub fn build(
         clock,
         settings,
         functions: Arc::new(functions),
+        replicas: Arc::new(replicas),
     };
     Ok((app, queue))
 }

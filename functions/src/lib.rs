@@ -11,4 +11,5 @@ pub mod function_defs;
 pub mod handlers;
 pub mod hosts;
 pub mod replicas;
+pub mod replica;
 pub mod storage;

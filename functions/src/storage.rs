@@ -18,6 +18,14 @@
 //!
 //! With `aws` there is no DynamoDB adapter: state stays in SQLite under the data directory, which
 //! on Lambda is `/tmp` and lasts only as long as the execution environment.
+//! | `LIFEBOAT_REPLICA_REGION` | the second region `copy` replicates to (as policies name it in `replication.region`) |
+//! | `LIFEBOAT_REPLICA_BLOB_ENDPOINT` | that region's Blob endpoint (another account; Azurite: the same or a second account) |
+//! | `LIFEBOAT_REPLICA_BLOB_CONTAINER` | the replicas' container there (default `lifeboat`) |
+//!
+//! With the embedded defaults, replicas go to `<data>/replica/<region>` for every region the
+//! policies name, no setting needed. In Azure the identity needs Storage Blob Data Reader on the
+//! source account (it includes `generateUserDelegationKey`, for the source SAS) and Storage Blob
+//! Data Contributor on the replica's account.
 //!
 //! No setting holds a key or SAS: Azure access is by identity, and `dev-key` is Azurite's public
 //! development key, refused for anything but a loopback endpoint.
@@ -27,9 +35,11 @@ use std::sync::Arc;
 use anyhow::Context;
 use lifeboat_shared::adapters::aws::{AwsCredentials, S3ObjectStore, S3Settings, region_from_env};
 use lifeboat_shared::adapters::azure::{
-    AZURITE_BLOB_VERSION, AzureAuthMode, BlobObjectStore, ClientSettings, TableStateStore,
+    AZURITE_BLOB_VERSION, AzureAuthMode, BlobObjectCopier, BlobObjectStore, ClientSettings, TableStateStore,
 };
 use lifeboat_shared::ports::{ObjectStore, StateStore};
+
+use crate::replica::Replica;
 
 /// The backups' container unless `LIFEBOAT_BLOB_CONTAINER` says otherwise.
 pub const DEFAULT_CONTAINER: &str = "lifeboat";
@@ -64,6 +74,19 @@ pub struct AzureStorage {
     pub table_endpoint: String,
     /// How to authenticate.
     pub auth: AzureAuthMode,
+    /// The second region's storage, when one is configured.
+    pub replica: Option<AzureReplica>,
+}
+
+/// The second region's Blob storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AzureReplica {
+    /// The region.
+    pub region: String,
+    /// Its Blob endpoint.
+    pub blob_endpoint: String,
+    /// The replicas' container.
+    pub container: String,
 }
 
 impl Storage {
@@ -87,7 +110,20 @@ impl Storage {
                     get(name).with_context(|| format!("LIFEBOAT_STORAGE=azure needs {name} (see docs/azure.md)"))
                 };
                 let auth = auth_from_lookup(&get)?;
+                let replica = match (get("LIFEBOAT_REPLICA_REGION"), get("LIFEBOAT_REPLICA_BLOB_ENDPOINT")) {
+                    (Some(region), Some(blob_endpoint)) => Some(AzureReplica {
+                        region: region.trim().to_owned(),
+                        blob_endpoint,
+                        container: get("LIFEBOAT_REPLICA_BLOB_CONTAINER")
+                            .unwrap_or_else(|| DEFAULT_CONTAINER.to_owned()),
+                    }),
+                    (None, None) => None,
+                    _ => anyhow::bail!(
+                        "LIFEBOAT_REPLICA_REGION and LIFEBOAT_REPLICA_BLOB_ENDPOINT go together (see docs/azure.md)"
+                    ),
+                };
                 Ok(Self::Azure(AzureStorage {
+                    replica,
                     blob_endpoint: required("LIFEBOAT_BLOB_ENDPOINT")?,
                     container: get("LIFEBOAT_BLOB_CONTAINER").unwrap_or_else(|| DEFAULT_CONTAINER.to_owned()),
                     table_endpoint: required("LIFEBOAT_TABLE_ENDPOINT")?,
@@ -150,17 +186,46 @@ impl AzureStorage {
             .auth
             .storage_auth(&[&self.blob_endpoint, &self.table_endpoint])
             .context("setting up Azure Storage credentials")?;
-        let settings = match self.auth {
+        let settings = self.client_settings();
+        let state = TableStateStore::new(&self.table_endpoint, &auth, &settings).context("opening Table Storage")?;
+        let objects = BlobObjectStore::new(&self.blob_endpoint, &self.container, &auth, &settings)
+            .context("opening Blob Storage")?;
+        Ok((Arc::new(state), Arc::new(objects)))
+    }
+
+    fn client_settings(&self) -> ClientSettings {
+        match self.auth {
             AzureAuthMode::DevKey => ClientSettings {
                 blob_service_version: Some(AZURITE_BLOB_VERSION.to_owned()),
                 ..ClientSettings::default()
             },
             _ => ClientSettings::default(),
+        }
+    }
+
+    /// The second region's replica (server-side copies), when one is configured.
+    ///
+    /// # Errors
+    /// When the credential or a client cannot be built.
+    pub fn open_replica(&self) -> anyhow::Result<Option<Replica>> {
+        let Some(replica) = &self.replica else {
+            return Ok(None);
         };
-        let state = TableStateStore::new(&self.table_endpoint, &auth, &settings).context("opening Table Storage")?;
-        let objects = BlobObjectStore::new(&self.blob_endpoint, &self.container, &auth, &settings)
+        let auth = self
+            .auth
+            .storage_auth(&[&self.blob_endpoint, &replica.blob_endpoint])
+            .context("setting up Azure Storage credentials for the replica")?;
+        let settings = self.client_settings();
+        let source = BlobObjectStore::new(&self.blob_endpoint, &self.container, &auth, &settings)
             .context("opening Blob Storage")?;
-        Ok((Arc::new(state), Arc::new(objects)))
+        let target: Arc<BlobObjectStore> = Arc::new(
+            BlobObjectStore::new(&replica.blob_endpoint, &replica.container, &auth, &settings)
+                .context("opening the replica's Blob Storage")?,
+        );
+        let copier = BlobObjectCopier::new(Arc::new(source), &self.blob_endpoint, &auth, target.clone(), &settings)
+            .context("setting up server-side copies")?;
+        let snapshots = crate::replicas::snapshot_copier_from_env()?;
+        Ok(Some(Replica { region: replica.region.clone(), copier: Arc::new(copier), store: target, snapshots }))
     }
 }
 
@@ -243,12 +308,37 @@ mod tests {
     }
 
     #[test]
+    fn the_replica_is_read_from_its_three_settings() {
+        let base = [
+            ("LIFEBOAT_STORAGE", "azure"),
+            ("LIFEBOAT_BLOB_ENDPOINT", "https://a.blob.core.windows.net"),
+            ("LIFEBOAT_TABLE_ENDPOINT", "https://a.table.core.windows.net"),
+        ];
+        let with = |extra: &[(&'static str, &'static str)]| Storage::from_lookup(lookup(&[&base[..], extra].concat()));
+        let Storage::Azure(azure) = with(&[
+            ("LIFEBOAT_REPLICA_REGION", "northeurope"),
+            ("LIFEBOAT_REPLICA_BLOB_ENDPOINT", "https://b.blob.core.windows.net"),
+        ])
+        .expect("valid") else {
+            panic!("azure storage expected");
+        };
+        let replica = azure.replica.expect("a replica");
+        assert_eq!(
+            (replica.region.as_str(), replica.blob_endpoint.as_str(), replica.container.as_str()),
+            ("northeurope", "https://b.blob.core.windows.net", DEFAULT_CONTAINER)
+        );
+        let err = with(&[("LIFEBOAT_REPLICA_REGION", "northeurope")]).expect_err("endpoint missing");
+        assert!(format!("{err:#}").contains("LIFEBOAT_REPLICA_BLOB_ENDPOINT"), "{err:#}");
+    }
+
+    #[test]
     fn the_dev_key_is_refused_off_this_machine() {
         let azure = AzureStorage {
             blob_endpoint: "https://a.blob.core.windows.net".into(),
             container: DEFAULT_CONTAINER.into(),
             table_endpoint: "https://a.table.core.windows.net".into(),
             auth: AzureAuthMode::DevKey,
+            replica: None,
         };
         let err = azure.open().err().expect("refused");
         assert!(format!("{err:#}").contains("loopback"), "{err:#}");

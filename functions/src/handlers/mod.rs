@@ -7,7 +7,6 @@ mod copy;
 mod dead_letter;
 mod drill;
 mod message;
-mod not_implemented;
 mod prune;
 mod restore;
 mod schedule_tick;
@@ -125,14 +124,6 @@ pub enum HandlerError {
         /// What was given.
         given: &'static str,
     },
-    /// The function's body comes in a later issue: 501.
-    #[error("function {function} is not implemented yet: {planned}")]
-    NotImplemented {
-        /// The function.
-        function: &'static str,
-        /// Where its body comes from.
-        planned: &'static str,
-    },
     /// A dependency failed in a way a retry may fix: 503.
     #[error("{0}")]
     Transient(String),
@@ -148,7 +139,6 @@ impl HandlerError {
         match self {
             HandlerError::BadInvocation(_) | HandlerError::WrongTrigger { .. } => 400,
             HandlerError::UnknownFunction(_) => 404,
-            HandlerError::NotImplemented { .. } => 501,
             HandlerError::Transient(_) => 503,
             HandlerError::Internal(_) => 500,
         }
@@ -192,7 +182,7 @@ async fn run(app: &AppState, function: &FunctionDef, input: TriggerInput) -> Res
         ("drill", TriggerInput::Timer(t)) => drill::handle(app, t).await,
         ("backup", TriggerInput::Message(m)) => backup::handle(app, &m).await,
         ("snapshot_check", TriggerInput::Message(m)) => snapshot_check::handle(app, &m).await,
-        ("copy", TriggerInput::Message(m)) => copy::handle(&m),
+        ("copy", TriggerInput::Message(m)) => copy::handle(app, &m).await,
         ("restore", TriggerInput::Message(m)) => restore::handle(app, &m).await,
         ("upgrade_event", TriggerInput::Event(e)) => upgrade_event::handle(app, &e).await,
         ("status", TriggerInput::Http(_)) => status::handle(app).await,

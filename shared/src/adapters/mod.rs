@@ -11,4 +11,5 @@ pub mod kube;
 pub mod local_dir;
 pub mod log_alert;
 pub mod sqlite;
+pub mod streaming_copier;
 pub mod webhook;

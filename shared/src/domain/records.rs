@@ -99,6 +99,83 @@ pub struct BackupRecord {
     /// What did not go as planned but did not fail the backup.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// The copy in the second region, once the `copy` function has started it.
+    #[serde(default)]
+    pub replica: Option<ReplicaRecord>,
+}
+
+/// The copy of a backup in a second region (see `workflows::copy`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaRecord {
+    /// The region copied to.
+    pub region: String,
+    /// When the copy started.
+    pub started_at: DateTime<Utc>,
+    /// When the copy gives up.
+    pub deadline: DateTime<Utc>,
+    /// When the replica's manifest was written and verified.
+    #[serde(default)]
+    pub replicated_at: Option<DateTime<Utc>>,
+    /// Why the copy gave up, when it did.
+    #[serde(default)]
+    pub failure: Option<String>,
+    /// The volume snapshots' copies.
+    #[serde(default)]
+    pub snapshots: Vec<SnapshotReplica>,
+    /// What did not go as planned but did not fail the copy.
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+impl ReplicaRecord {
+    /// A copy to `region` starting at `now`, giving up at `deadline`.
+    pub fn new(region: impl Into<String>, now: DateTime<Utc>, deadline: DateTime<Utc>) -> Self {
+        Self {
+            region: region.into(),
+            started_at: now,
+            deadline,
+            replicated_at: None,
+            failure: None,
+            snapshots: Vec::new(),
+            warnings: Vec::new(),
+        }
+    }
+
+    /// Adds `warning` unless it is already recorded (a redelivery repeats its steps).
+    pub fn warn(&mut self, warning: String) {
+        if !self.warnings.contains(&warning) {
+            self.warnings.push(warning);
+        }
+    }
+}
+
+/// The copy of one volume snapshot in the replica's region.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SnapshotReplica {
+    /// The source snapshot's handle (see [`SnapshotRecord::handle`]).
+    pub source_handle: String,
+    /// The PVC's namespace.
+    pub namespace: String,
+    /// The PVC.
+    pub pvc: String,
+    /// The replica's handle in the target region, once the copy started.
+    #[serde(default)]
+    pub handle: Option<String>,
+    /// Whether the replica is complete and restorable.
+    #[serde(default)]
+    pub done: bool,
+    /// Why the copy failed, when it did.
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+impl SnapshotReplica {
+    /// Whether nothing more will happen to this copy.
+    pub fn is_settled(&self) -> bool {
+        self.done || self.error.is_some()
+    }
 }
 
 impl BackupRecord {
@@ -122,6 +199,7 @@ impl BackupRecord {
             snapshots: Vec::new(),
             snapshot_deadline: None,
             warnings: Vec::new(),
+            replica: None,
         }
     }
 
@@ -282,9 +360,27 @@ mod tests {
             snapshots: Vec::new(),
             snapshot_deadline: None,
             warnings: Vec::new(),
+            replica: None,
         };
         let err = r.move_to(Running, now).unwrap_err();
         assert_eq!(err.to_string(), "backup b-1 cannot move from Committed to Running");
         assert_eq!(r.state, Committed);
+    }
+
+    #[test]
+    fn a_record_written_before_replicas_existed_still_decodes() {
+        let now = Utc::now();
+        let reason = BackupReason::OnDemand { request_id: "r".into(), requested_by: None };
+        let current = BackupRecord::requested(
+            BackupId::parse("b-1").unwrap(),
+            ClusterName::new("c").unwrap(),
+            PolicyName::new("p").unwrap(),
+            reason,
+            now,
+        );
+        let mut old = serde_json::to_value(&current).unwrap();
+        assert!(old.as_object_mut().unwrap().remove("replica").is_some());
+        let record: BackupRecord = serde_json::from_value(old).expect("old record decodes");
+        assert_eq!((record.state, record.replica), (Requested, None));
     }
 }

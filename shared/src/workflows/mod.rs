@@ -2,6 +2,7 @@
 //! as arguments and returns a report of what it did.
 
 pub mod backup;
+pub mod copy;
 pub mod drill;
 pub mod prune;
 pub mod prune_snapshots;

@@ -87,7 +87,6 @@ async fn fire(app: &AppState, def: &FunctionDef, is_past_due: bool) {
         Ok(Outcome::DeadLetter { reason, .. }) => {
             tracing::error!(function = def.name, reason, "a timer handler asked to dead-letter");
         }
-        Err(e) if e.status() == 501 => tracing::debug!(function = def.name, "{e}"),
         Err(e) => tracing::error!(function = def.name, status = e.status(), "{e}"),
     }
 }

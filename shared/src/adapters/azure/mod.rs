@@ -25,7 +25,7 @@ use azure_core::http::policies::Policy;
 use azure_core::http::policies::auth::BearerTokenAuthorizationPolicy;
 use azure_core::http::{ClientOptions, RetryOptions};
 
-pub use blob::BlobObjectStore;
+pub use blob::{BlobObjectCopier, BlobObjectStore};
 pub use credential::{AzureAuthMode, CredentialError};
 pub use servicebus::{ServiceBusBus, ServiceBusSettings};
 pub use shared_key::SharedKeyCredential;

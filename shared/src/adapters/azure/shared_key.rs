@@ -31,6 +31,11 @@ impl SharedKeyCredential {
     pub fn account(&self) -> &str {
         &self.account
     }
+
+    /// The base64 HMAC-SHA256 of `string_to_sign` with the key (Shared Key and SAS signatures).
+    pub(crate) fn sign(&self, string_to_sign: &str) -> azure_core::Result<String> {
+        azure_core::hmac::hmac_sha256(string_to_sign, &self.key)
+    }
 }
 
 /// Which scheme a request is signed with.

@@ -9,7 +9,11 @@
 //!   (pinned to the first response's ETag, so a concurrent replace cannot mix two versions).
 //! - The container is created on the first write that finds it missing.
 
+mod copier;
+mod sas;
 mod upload;
+
+pub use copier::BlobObjectCopier;
 
 use std::num::NonZero;
 use std::ops::Range;

@@ -19,9 +19,12 @@ impl BlobObjectStore {
     pub(super) async fn upload(
         &self,
         key: &str,
-        mut body: ByteStream,
+        body: ByteStream,
         options: &PutOptions,
     ) -> Result<ObjectMeta, ObjectStoreError> {
+        // `next_block` may look past the end of a short body: a fused stream answers `None`
+        // again instead of panicking (as `stream::unfold` bodies do when polled after the end).
+        let mut body: ByteStream = Box::pin(body.fuse());
         let mut pending = BytesMut::new();
         let first = next_block(&mut body, &mut pending).await.map_err(|e| body_failed(key, e))?.unwrap_or_default();
         match next_block(&mut body, &mut pending).await.map_err(|e| body_failed(key, e))? {
@@ -30,7 +33,7 @@ impl BlobObjectStore {
         }
     }
 
-    async fn create_container(&self, key: &str) -> Result<(), ObjectStoreError> {
+    pub(super) async fn create_container(&self, key: &str) -> Result<(), ObjectStoreError> {
         match self.container.create(None).await {
             Ok(_) => Ok(()),
             Err(e) if errors::status(&e) == Some(409) => Ok(()), // created meanwhile

@@ -1,0 +1,403 @@
+//! The `copy` function end to end: a backup made by the real chain (`schedule_tick` → `backup`
+//! → `snapshot_check`, against the strict test API server) is copied to a second region
+//! through the real handler and queues,
+//! - on Azurite, from the development account to a second account (`AZURITE_ACCOUNTS`),
+//!   server-side with Copy Blob from URL and a service SAS on the source: the handler's own
+//!   byte counters stay at zero;
+//! - on the embedded defaults, from the local object directory to `<data>/replica/<region>`.
+//!
+//! Disk snapshots go through a fake `SnapshotCopier` (ARM cannot run here) that reports a copy
+//! running on its first look and done on the next.
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use lifeboat::app::{AppState, DataDir, Settings, embedded_with_clock};
+use lifeboat::handlers::{self, MessageInput, Outcome, TimerInput, TriggerInput};
+use lifeboat::replica::Replica;
+use lifeboat_shared::adapters::azure::{
+    BlobObjectCopier, BlobObjectStore, ClientSettings, SharedKeyCredential, StorageAuth,
+};
+use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
+use lifeboat_shared::adapters::sqlite::SqliteQueue;
+use lifeboat_shared::catalog;
+use lifeboat_shared::domain::ids::BackupId;
+use lifeboat_shared::domain::names::ClusterName;
+use lifeboat_shared::domain::policy::Config;
+use lifeboat_shared::domain::records::{BackupRecord, BackupState};
+use lifeboat_shared::ports::object_store::{collect_bytes, stream_from_bytes};
+use lifeboat_shared::ports::{
+    CopyProgress, ManualClock, ObjectCopier, ObjectCopyState, ObjectFingerprint, ObjectStore, ObjectStoreError,
+    PutOptions, QueueReceiver, ReceivedMessage, SnapshotCopier, SnapshotCopyError, TargetObject, Traffic,
+};
+use lifeboat_shared::workflows::copy::SNAPSHOTS_NOT_COPIED;
+use lifeboat_test_apiserver::{Options, Running, TestApiServer};
+use support::azurite::{AZURITE_ACCOUNT, AZURITE_KEY, Azurite, SECOND_ACCOUNT, SECOND_KEY};
+
+const REGION: &str = "northeurope";
+
+struct World {
+    _server: Running,
+    app: AppState,
+    queue: Arc<SqliteQueue>,
+    clock: Arc<ManualClock>,
+    dir: tempfile::TempDir,
+}
+
+fn t(s: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
+}
+
+async fn world() -> World {
+    let server = TestApiServer::start(Options { snapshot_delay: Duration::from_millis(300), ..Options::default() })
+        .await
+        .expect("test API server");
+    server.seed_snapshot_crds().await.expect("snapshot CRDs");
+    server.seed_sample_app("shop").await.expect("sample app");
+    let dir = tempfile::tempdir().expect("tempdir");
+    let kubeconfig = dir.path().join("kubeconfig");
+    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
+    let yaml = format!(
+        r#"
+apiVersion: lifeboat.io/v1alpha1
+kind: Cluster
+metadata: {{ name: prod }}
+spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }} }}
+---
+apiVersion: lifeboat.io/v1alpha1
+kind: BackupPolicy
+metadata: {{ name: hourly }}
+spec:
+  clusters: [prod]
+  schedule: "0 0 * * * *"
+  rpo: 2h
+  retention: {{ keepLast: 24 }}
+  replication: {{ region: {REGION}, rpo: 4h }}
+"#,
+        kubeconfig.display()
+    );
+    let config = Config::from_sources([("policy.yaml", yaml.as_str())]).expect("config");
+    let clock = Arc::new(ManualClock::new(t("2026-11-22T10:00:30Z")));
+    let mut settings = Settings::default();
+    settings.backup.snapshot_poll = Duration::from_secs(2);
+    settings.copy.poll = Duration::from_secs(5);
+    let (app, queue) =
+        embedded_with_clock(&DataDir::new(&dir.path().join("data")), config, settings, clock.clone()).expect("app");
+    World { _server: server, app, queue, clock, dir }
+}
+
+async fn deliver(w: &World, function: &str, message: &ReceivedMessage) -> Outcome {
+    let def = w.app.function(function).expect("function").clone();
+    let input = MessageInput::from(message);
+    handlers::dispatch(&w.app, &def, TriggerInput::Message(input)).await.unwrap_or_else(|e| panic!("{function}: {e}"))
+}
+
+async fn take(w: &World, queue: &str) -> Vec<ReceivedMessage> {
+    let batch = w.queue.receive(queue, 10).await.expect("receive");
+    for m in &batch {
+        w.queue.complete(m).await.expect("complete");
+    }
+    batch
+}
+
+async fn take_one(w: &World, queue: &str) -> ReceivedMessage {
+    let mut batch = take(w, queue).await;
+    assert_eq!(batch.len(), 1, "exactly one message on {queue}: {batch:?}");
+    batch.remove(0)
+}
+
+fn logs(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Done { logs, .. } => logs.join("\n"),
+        other => panic!("expected Done, got {other:?}"),
+    }
+}
+
+/// tick → backup → checks until committed; the backup id and its `copy-requests` message.
+async fn committed_backup(w: &World) -> (BackupId, ReceivedMessage) {
+    let tick = w.app.function("schedule_tick").expect("tick").clone();
+    handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
+    let request = take_one(w, "backup-requests").await;
+    deliver(w, "backup", &request).await;
+    for _ in 0..20 {
+        w.clock.advance(Duration::from_secs(60));
+        tokio::time::sleep(Duration::from_millis(150)).await; // the simulated CSI controller works in real time
+        let Some(check) = take(w, "snapshot-checks").await.pop() else { continue };
+        if logs(&deliver(w, "snapshot_check", &check).await).contains("committed") {
+            let id = BackupId::parse("hourly-20261122t100000z").expect("id");
+            return (id, take_one(w, "copy-requests").await);
+        }
+    }
+    panic!("the backup never committed");
+}
+
+async fn record(w: &World, id: &BackupId) -> BackupRecord {
+    let cluster = ClusterName::new("prod").expect("name");
+    catalog::get(w.app.state.as_ref(), &cluster, id).await.expect("catalog").expect("record").0
+}
+
+async fn read(store: &dyn ObjectStore, key: &str) -> Vec<u8> {
+    let (_, body) = store.get(key, None).await.unwrap_or_else(|e| panic!("{key}: {e}"));
+    collect_bytes(body).await.expect("read")
+}
+
+async fn keys(store: &dyn ObjectStore, prefix: &str) -> Vec<String> {
+    store.list(prefix, None, 1000).await.expect("list").objects.into_iter().map(|o| o.key).collect()
+}
+
+/// Every object of the backup is in the replica, byte for byte.
+async fn assert_same_bytes(source: &dyn ObjectStore, target: &dyn ObjectStore, prefix: &str) {
+    let source_keys = keys(source, prefix).await;
+    assert!(source_keys.iter().any(|k| k.ends_with("manifest.json")), "{source_keys:?}");
+    assert_eq!(keys(target, prefix).await, source_keys, "the replica holds the same objects");
+    for key in &source_keys {
+        assert!(read(source, key).await == read(target, key).await, "{key} differs in the replica");
+    }
+}
+
+/// Counts the copies started per key, around the real copier.
+struct CountingCopier {
+    inner: Arc<dyn ObjectCopier>,
+    started: Mutex<BTreeMap<String, u32>>,
+}
+
+impl CountingCopier {
+    fn started(&self) -> BTreeMap<String, u32> {
+        self.started.lock().expect("lock").clone()
+    }
+}
+
+#[async_trait]
+impl ObjectCopier for CountingCopier {
+    async fn source_fingerprint(&self, key: &str) -> Result<ObjectFingerprint, ObjectStoreError> {
+        self.inner.source_fingerprint(key).await
+    }
+    async fn inspect_target(&self, key: &str) -> Result<Option<TargetObject>, ObjectStoreError> {
+        self.inner.inspect_target(key).await
+    }
+    async fn start_copy(&self, key: &str) -> Result<ObjectCopyState, ObjectStoreError> {
+        *self.started.lock().expect("lock").entry(key.to_owned()).or_default() += 1;
+        self.inner.start_copy(key).await
+    }
+    fn traffic(&self) -> Traffic {
+        self.inner.traffic()
+    }
+}
+
+/// A snapshot copier that reports every copy running on its first look and done after.
+#[derive(Default)]
+struct FakeSnapshotCopier {
+    looks: Mutex<BTreeMap<String, u32>>,
+    starts: Mutex<u32>,
+}
+
+#[async_trait]
+impl SnapshotCopier for FakeSnapshotCopier {
+    async fn start_copy(&self, source_handle: &str, target_region: &str) -> Result<String, SnapshotCopyError> {
+        *self.starts.lock().expect("lock") += 1;
+        Ok(format!("{source_handle}-copy-{target_region}"))
+    }
+    async fn progress(&self, replica_handle: &str) -> Result<CopyProgress, SnapshotCopyError> {
+        let mut looks = self.looks.lock().expect("lock");
+        let seen = looks.entry(replica_handle.to_owned()).or_default();
+        *seen += 1;
+        Ok(if *seen == 1 { CopyProgress::Running { percent: Some(40) } } else { CopyProgress::Done })
+    }
+    async fn delete(&self, _replica_handle: &str) -> Result<bool, SnapshotCopyError> {
+        Ok(true)
+    }
+}
+
+fn azurite_store(azurite: &Azurite, account: &str, key: &str) -> BlobObjectStore {
+    let auth = StorageAuth::SharedKey(SharedKeyCredential::new(account, key));
+    BlobObjectStore::new(&azurite.blob_endpoint(account), "lifeboat", &auth, &ClientSettings::azurite()).expect("store")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_backup_is_copied_server_side_between_two_azurite_accounts() {
+    let Some(azurite) = Azurite::start() else { return };
+    let mut w = world().await;
+    let source = Arc::new(azurite_store(&azurite, AZURITE_ACCOUNT, AZURITE_KEY));
+    let target = Arc::new(azurite_store(&azurite, SECOND_ACCOUNT, SECOND_KEY));
+    let source_auth = StorageAuth::SharedKey(SharedKeyCredential::new(AZURITE_ACCOUNT, AZURITE_KEY));
+    let copier = BlobObjectCopier::new(
+        Arc::clone(&source),
+        &azurite.blob_endpoint(AZURITE_ACCOUNT),
+        &source_auth,
+        Arc::clone(&target),
+        &ClientSettings::azurite(),
+    )
+    .expect("copier");
+    let counting = Arc::new(CountingCopier { inner: Arc::new(copier), started: Mutex::default() });
+    let snapshots = Arc::new(FakeSnapshotCopier::default());
+    w.app.objects = source.clone();
+    w.app.replicas = Arc::new(vec![Replica {
+        region: REGION.to_owned(),
+        copier: counting.clone(),
+        store: target.clone(),
+        snapshots: Some(snapshots.clone()),
+    }]);
+
+    let (id, request) = committed_backup(&w).await;
+    let prefix = format!("backups/prod/{id}/");
+    let manifest = format!("{prefix}manifest.json");
+    let archive = keys(source.as_ref(), &prefix).await.into_iter().find(|k| k != &manifest).expect("an archive");
+
+    // First look: the blobs are copied, the snapshot copy is running: no replica manifest yet.
+    let first = deliver(&w, "copy", &request).await;
+    assert!(logs(&first).contains("poll 1 scheduled"), "{first:?}");
+    assert!(target.head(&archive).await.is_ok(), "the archive is copied");
+    assert!(target.head(&manifest).await.is_err_and(|e| e.is_not_found()), "no replica manifest before the end");
+    let r = record(&w, &id).await;
+    assert_eq!(r.state, BackupState::Committed);
+    let replica = r.replica.expect("replica recorded");
+    assert_eq!(replica.snapshots.len(), 1, "{replica:?}");
+    assert!(replica.snapshots[0].handle.as_deref().is_some_and(|h| h.ends_with("-copy-northeurope")));
+
+    // Someone damages the copy before the next poll: it is detected and copied again.
+    target.put(&archive, stream_from_bytes(&b"not the archive"[..]), PutOptions::default()).await.expect("tamper");
+    w.clock.advance(Duration::from_secs(60));
+    let poll = take_one(&w, "copy-requests").await;
+    assert_eq!(poll.message_id, format!("prod.{id}.copy-{REGION}.1"));
+    let done = deliver(&w, "copy", &poll).await;
+    assert!(logs(&done).contains("replicated to northeurope"), "{done:?}");
+
+    assert_same_bytes(source.as_ref(), target.as_ref(), &prefix).await;
+    let r = record(&w, &id).await;
+    assert_eq!(r.state, BackupState::Replicated);
+    let replica = r.replica.expect("replica");
+    assert_eq!(replica.replicated_at, Some(w.clock_now()));
+    assert!(replica.snapshots.iter().all(|s| s.done && s.handle.is_some()), "{:?}", replica.snapshots);
+    assert!(
+        replica.warnings.iter().any(|m| m.contains(&archive) && m.contains("copied again")),
+        "{:?}",
+        replica.warnings
+    );
+    assert_eq!(counting.traffic(), Traffic::default(), "no byte of the backup went through the handler");
+    let started = counting.started();
+    assert_eq!(started.get(&archive), Some(&2), "copied, then again after the damage: {started:?}");
+    assert_eq!(started.get(&manifest), Some(&1), "{started:?}");
+
+    // Redelivery of every message: nothing is copied again.
+    for message in [&request, &poll] {
+        let again = deliver(&w, "copy", message).await;
+        assert!(logs(&again).contains("already replicated"), "{again:?}");
+    }
+    assert_eq!(counting.started(), started);
+    assert_eq!(*snapshots.starts.lock().expect("lock"), 1, "the snapshot copy was started once");
+    assert!(take(&w, "copy-requests").await.is_empty(), "no further polls");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_committed_backup_is_copied_between_local_directories_on_the_embedded_defaults() {
+    let w = world().await;
+    let (id, request) = committed_backup(&w).await;
+    let prefix = format!("backups/prod/{id}/");
+    let replica_dir = DataDir::new(&w.dir.path().join("data")).replica(REGION);
+    let target = LocalDirObjectStore::open(&replica_dir).expect("replica directory");
+
+    let outcome = deliver(&w, "copy", &request).await;
+    assert!(logs(&outcome).contains("replicated to northeurope"), "{outcome:?}");
+    assert_same_bytes(w.app.objects.as_ref(), &target, &prefix).await;
+    let r = record(&w, &id).await;
+    assert_eq!(r.state, BackupState::Replicated);
+    let replica = r.replica.expect("replica");
+    assert_eq!(replica.warnings, [SNAPSHOTS_NOT_COPIED], "no snapshot copier on the embedded defaults");
+    let copier = &w.app.replicas.first().expect("a replica for the policy's region").copier;
+    let traffic = copier.traffic();
+    assert!(traffic.uploaded > 0, "a local copy streams through the process: {traffic:?}");
+
+    let again = deliver(&w, "copy", &request).await;
+    assert!(logs(&again).contains("already replicated"), "{again:?}");
+    assert_eq!(copier.traffic(), traffic, "a redelivery copies nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_stopped_before_the_end_leaves_no_replica_manifest_and_a_redelivery_finishes_it() {
+    let mut w = world().await;
+    let (id, request) = committed_backup(&w).await;
+    let prefix = format!("backups/prod/{id}/");
+    let replica_dir = DataDir::new(&w.dir.path().join("data")).replica(REGION);
+    let target = LocalDirObjectStore::open(&replica_dir).expect("replica directory");
+    let real = w.app.replicas.first().expect("replica").clone();
+    w.app.replicas = Arc::new(vec![Replica { snapshots: Some(Arc::new(Unavailable)), ..real.clone() }]);
+
+    let def = w.app.function("copy").expect("copy").clone();
+    let err = handlers::dispatch(&w.app, &def, TriggerInput::Message(MessageInput::from(&request)))
+        .await
+        .expect_err("the snapshot service is down");
+    assert_eq!(err.status(), 503, "retried: {err}");
+    assert!(keys(&target, &prefix).await.iter().all(|k| !k.ends_with("manifest.json")), "no replica manifest");
+    assert_eq!(record(&w, &id).await.state, BackupState::Committed);
+    let copied = real.copier.traffic();
+
+    w.app.replicas = Arc::new(vec![Replica { snapshots: Some(Arc::new(FakeSnapshotCopier::default())), ..real }]);
+    let waiting = deliver(&w, "copy", &request).await;
+    assert!(logs(&waiting).contains("poll 1 scheduled"), "{waiting:?}");
+    w.clock.advance(Duration::from_secs(60));
+    let poll = take_one(&w, "copy-requests").await;
+    let done = deliver(&w, "copy", &poll).await;
+    assert!(logs(&done).contains("replicated"), "{done:?}");
+    assert_same_bytes(w.app.objects.as_ref(), &target, &prefix).await;
+    let uploaded = w.app.replicas.first().expect("replica").copier.traffic().uploaded - copied.uploaded;
+    let manifest_size = read(&target, &format!("{prefix}manifest.json")).await.len() as u64;
+    assert_eq!(uploaded, manifest_size, "only the manifest was still to copy");
+}
+
+/// A snapshot service that is down.
+struct Unavailable;
+
+#[async_trait]
+impl SnapshotCopier for Unavailable {
+    async fn start_copy(&self, source_handle: &str, _: &str) -> Result<String, SnapshotCopyError> {
+        Err(SnapshotCopyError::Unavailable { what: format!("copying {source_handle}"), message: "503".into() })
+    }
+    async fn progress(&self, replica_handle: &str) -> Result<CopyProgress, SnapshotCopyError> {
+        Err(SnapshotCopyError::NotFound { what: replica_handle.to_owned() })
+    }
+    async fn delete(&self, _: &str) -> Result<bool, SnapshotCopyError> {
+        Ok(false)
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_copy_past_its_deadline_marks_the_replica_failed_and_a_backup_not_committed_is_left_alone() {
+    let mut w = world().await;
+    let (id, request) = committed_backup(&w).await;
+    let real = w.app.replicas.first().expect("replica").clone();
+    w.app.replicas = Arc::new(vec![Replica { snapshots: Some(Arc::new(FakeSnapshotCopier::default())), ..real }]);
+    let waiting = deliver(&w, "copy", &request).await;
+    assert!(logs(&waiting).contains("poll 1 scheduled"), "{waiting:?}");
+    w.clock.advance(Duration::from_secs(25 * 3600));
+    // A fresh copier whose copy is still running at the late poll.
+    let real = w.app.replicas.first().expect("replica").clone();
+    w.app.replicas = Arc::new(vec![Replica { snapshots: Some(Arc::new(FakeSnapshotCopier::default())), ..real }]);
+    let poll = take_one(&w, "copy-requests").await;
+    let failed = deliver(&w, "copy", &poll).await;
+    assert!(logs(&failed).contains("the replica in northeurope failed"), "{failed:?}");
+    let r = record(&w, &id).await;
+    assert_eq!(r.state, BackupState::Committed, "the backup itself stays good");
+    assert!(r.replica.and_then(|x| x.failure).is_some_and(|f| f.contains("deadline")));
+    assert!(take(&w, "copy-requests").await.is_empty(), "no further polls");
+
+    // A request for a backup that is not committed is acknowledged without work.
+    let mut r = record(&w, &id).await;
+    let cluster = ClusterName::new("prod").expect("name");
+    let (_, etag) = catalog::get(w.app.state.as_ref(), &cluster, &id).await.expect("get").expect("record");
+    r.move_to(BackupState::Deleting, w.clock_now()).expect("move");
+    catalog::save(w.app.state.as_ref(), &r, &etag).await.expect("save");
+    let skipped = deliver(&w, "copy", &request).await;
+    assert!(logs(&skipped).contains("Deleting, not committed"), "{skipped:?}");
+}
+
+impl World {
+    fn clock_now(&self) -> DateTime<Utc> {
+        use lifeboat_shared::ports::Clock;
+        self.clock.now()
+    }
+}
