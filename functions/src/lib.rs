@@ -6,6 +6,7 @@ pub mod alerts;
 pub mod app;
 pub mod bus;
 pub mod cli;
+pub mod clusters;
 pub mod demo;
 pub mod function_defs;
 pub mod handlers;
