@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use lifeboat_shared::adapters::alert_config::AlertsConfig;
-use lifeboat_shared::adapters::kube::KubeconfigConnector;
 use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
 use lifeboat_shared::adapters::sqlite::{QueueSettings, SqliteQueue, SqliteStateStore};
 use lifeboat_shared::domain::policy::Config;
@@ -228,7 +227,7 @@ pub fn build(
         bus: sender,
         queues,
         alerts,
-        clusters: Arc::new(KubeconfigConnector::default()),
+        clusters: crate::clusters::connector(storage)?,
         clock,
         settings,
         functions: Arc::new(functions),

@@ -4,7 +4,9 @@
 //! `properties.completionPercent`, `provisioningState`, `copyCompletionError`), the error body
 //! `{"error":{"code","message"}}`, long-running operations through `Azure-AsyncOperation`
 //! status resources (`{"status":"InProgress|Succeeded|Failed"}`) with `Retry-After`, and
-//! throttling (429 + `Retry-After`) where a test asks for it.
+//! throttling (429 + `Retry-After`) where a test asks for it; and
+//! `Microsoft.ContainerService/managedClusters` GET with the POST action
+//! `listClusterUserCredential` (`{"kubeconfigs":[{"name","value":<base64 kubeconfig>}]}`).
 //!
 //! Every request is recorded (method, path, query, body, `Authorization`, arrival time) so
 //! tests can assert what was sent.
@@ -58,6 +60,8 @@ pub struct FakeArm {
     pub location_polling: bool,
     /// The host operation URLs name, instead of this server's (a misbehaving server).
     pub poll_host: Option<String>,
+    /// Kubeconfig YAML `listClusterUserCredential` answers, by cluster id, lowercased.
+    pub credentials: BTreeMap<String, String>,
     next_operation: u32,
 }
 
@@ -97,6 +101,18 @@ impl Running {
                 "creationData": { "createOption": "Copy" } },
         });
         self.state.lock().expect("lock").resources.insert(id.to_ascii_lowercase(), body);
+    }
+
+    /// Adds a managed cluster with ARM's `properties` and the kubeconfig its user credential holds.
+    pub fn add_managed_cluster(&self, id: &str, tags: Value, properties: Value, kubeconfig: &str) {
+        let name = id.rsplit('/').next().unwrap_or_default();
+        let body = json!({
+            "id": id, "name": name, "type": "Microsoft.ContainerService/ManagedClusters",
+            "location": "westeurope", "tags": tags, "properties": properties,
+        });
+        let mut fake = self.state.lock().expect("lock");
+        fake.resources.insert(id.to_ascii_lowercase(), body);
+        fake.credentials.insert(id.to_ascii_lowercase(), kubeconfig.to_owned());
     }
 
     /// Moves a copy's background progress to `percent`.
@@ -173,6 +189,7 @@ async fn handle(State(state): State<Shared>, method: Method, uri: Uri, headers: 
         Method::GET => get(&mut fake, &key, &path),
         Method::PUT => put(&mut fake, &key, &path, &body, &host),
         Method::DELETE => delete(&mut fake, &key, &path, &host),
+        Method::POST => post(&fake, &key, &path),
         _ => arm_error(405, "MethodNotAllowed", "not served by the fake"),
     }
 }
@@ -199,6 +216,15 @@ fn get(fake: &mut FakeArm, key: &str, path: &str) -> Response {
         }
     }
     axum::Json(resource.clone()).into_response()
+}
+
+fn post(fake: &FakeArm, key: &str, path: &str) -> Response {
+    let Some(cluster) = key.strip_suffix("/listclusterusercredential") else {
+        return arm_error(400, "InvalidResourceType", "Only listClusterUserCredential is served by the fake.");
+    };
+    let Some(kubeconfig) = fake.credentials.get(cluster) else { return not_found(path) };
+    let value = azure_core::base64::encode(kubeconfig.as_bytes());
+    axum::Json(json!({ "kubeconfigs": [{ "name": "clusterUser", "value": value }] })).into_response()
 }
 
 fn put(fake: &mut FakeArm, key: &str, path: &str, body: &[u8], host: &str) -> Response {

@@ -2,7 +2,8 @@
 //! `azure_storage_blob` 1.x client), [`TableStateStore`] (Table Storage, through a small
 //! client of our own on the `azure_core` 1.x HTTP pipeline: no maintained Table crate exists on
 //! the current `azure_core`) and [`ServiceBusBus`] (sending to Service Bus with its REST API on
-//! the same pipeline, see [`servicebus`] for why).
+//! the same pipeline, see [`servicebus`] for why). [`arm`] is a small Azure Resource Manager
+//! client (snapshot copies), and [`aks`] reaches AKS clusters with Entra ID tokens.
 //!
 //! Both authenticate with a [`StorageAuth`]: an Entra ID [`TokenCredential`] in Azure (managed
 //! identity, workload identity or an Azure CLI login, see [`credential`]), or Shared Key
@@ -10,6 +11,7 @@
 //! the `azure_core` pipeline, so retries, request ids and logging (with secrets redacted) are the
 //! SDK's.
 
+pub mod aks;
 pub mod arm;
 pub mod blob;
 pub mod credential;

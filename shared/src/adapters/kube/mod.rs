@@ -1,5 +1,5 @@
-//! [`Cluster`] on the `kube` client: any API server reached through a kubeconfig (AKS with
-//! Entra ID credentials joins with the Azure issue).
+//! [`Cluster`] on the `kube` client: any API server reached through a kubeconfig (AKS clusters
+//! by ARM resource id: `adapters::azure::aks::AksConnector`, which builds a [`KubeCluster`] too).
 //!
 //! Requests are built with `kube::core::Request` and answered as raw JSON, so objects reach the
 //! archive exactly as the server sent them.
@@ -244,7 +244,7 @@ impl ClusterConnector for KubeconfigConnector {
                 return Err(ClusterError::Invalid {
                     what: format!("cluster {}", cluster.name),
                     message: format!(
-                        "AKS credentials for {resource_id} come with the Azure adapters; declare a kubeconfig for now"
+                        "{resource_id} is reached with an Azure identity (the AKS connector, in Azure mode); declare a kubeconfig to reach it here"
                     ),
                 });
             }
