@@ -30,8 +30,9 @@ use crate::domain::restore::RESTORE_ID_LABEL;
 use crate::domain::restore_request::{BackupSelector, ConflictPolicy, RestoreRequest, WaitSpec};
 use crate::domain::staleness::DRILL_REQUESTER;
 use crate::ports::bus::{Bus, OutgoingMessage};
-use crate::ports::cluster::{ApiResourceInfo, Cluster, ClusterConnector, ClusterError};
+use crate::ports::cluster::{Cluster, ClusterConnector, ClusterError};
 use crate::restores;
+use crate::workflows::prune_snapshots::list_all;
 use crate::workflows::retry::{RetryPolicy, with_retry};
 
 /// What a drill run reads and changes.
@@ -198,7 +199,7 @@ async fn clean_cluster(cluster: &dyn Cluster, drills: &[&RestoreRecord]) -> Resu
     let ids: BTreeSet<String> = drills.iter().map(|r| r.restore_id.clone()).collect();
     let mut deleted = Vec::new();
     if let Some(namespaces) = find("namespaces") {
-        for ns in labelled(cluster, namespaces, retry).await? {
+        for ns in list_all(cluster, namespaces, Some(RESTORE_ID_LABEL), retry).await? {
             let (Some(name), Some(id)) = (str_at(&ns, "/metadata/name"), label(&ns)) else { continue };
             let sandbox = drills
                 .iter()
@@ -211,7 +212,7 @@ async fn clean_cluster(cluster: &dyn Cluster, drills: &[&RestoreRecord]) -> Resu
         }
     }
     if let Some(contents) = find("volumesnapshotcontents.snapshot.storage.k8s.io") {
-        for content in labelled(cluster, contents, retry).await? {
+        for content in list_all(cluster, contents, Some(RESTORE_ID_LABEL), retry).await? {
             let (Some(name), Some(id)) = (str_at(&content, "/metadata/name"), label(&content)) else { continue };
             // `Retain` (the restore made it so): deleting it leaves the backup's disk snapshot.
             let retained = str_at(&content, "/spec/deletionPolicy") == Some("Retain");
@@ -221,25 +222,6 @@ async fn clean_cluster(cluster: &dyn Cluster, drills: &[&RestoreRecord]) -> Resu
         }
     }
     Ok(deleted)
-}
-
-/// Every object of `resource` carrying the restore-id label.
-async fn labelled(
-    cluster: &dyn Cluster,
-    resource: &ApiResourceInfo,
-    retry: RetryPolicy,
-) -> Result<Vec<Value>, ClusterError> {
-    let mut all = Vec::new();
-    let mut token: Option<String> = None;
-    loop {
-        let page =
-            with_retry(retry, || cluster.list(resource, None, Some(RESTORE_ID_LABEL), 500, token.as_deref())).await?;
-        all.extend(page.items);
-        match page.continue_token {
-            Some(t) => token = Some(t),
-            None => return Ok(all),
-        }
-    }
 }
 
 fn label(object: &Value) -> Option<&str> {

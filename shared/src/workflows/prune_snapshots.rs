@@ -142,7 +142,11 @@ async fn release(
     })
 }
 
-async fn list_all(
+/// Every object of `resource` (in every namespace) matching `label_selector`, page by page.
+///
+/// # Errors
+/// [`ClusterError`] past retries.
+pub(crate) async fn list_all(
     cluster: &dyn Cluster,
     resource: &ApiResourceInfo,
     label_selector: Option<&str>,
