@@ -14,18 +14,24 @@ use lifeboat_shared::domain::manifest::SnapshotRecord;
 use lifeboat_shared::domain::messages::BackupReason;
 use lifeboat_shared::domain::names::{ClusterName, PolicyName};
 use lifeboat_shared::domain::policy::Config;
-use lifeboat_shared::domain::records::{BackupRecord, BackupState};
+use lifeboat_shared::domain::records::{BackupRecord, BackupState, ReplicaRecord, SnapshotReplica};
 use lifeboat_shared::domain::retention::Options;
 use lifeboat_shared::layout;
 use lifeboat_shared::ports::object_store::stream_from_bytes;
 use lifeboat_shared::ports::{
     BatchOp, ETag, Entity, ObjectStore, Page, PutOptions, Query, StateStore, StateStoreError,
 };
+use lifeboat_shared::workflows::prune::replicas::{ReplicaJudged, ReplicaRegion};
 use lifeboat_shared::workflows::prune::{self, PruneDeps};
 use lifeboat_test_apiserver::{Options as TestOptions, Running, TestApiServer};
 
 /// The policy, its cluster reached through `kubeconfig`.
 fn config_yaml(kubeconfig: &std::path::Path) -> String {
+    config_yaml_with(kubeconfig, "")
+}
+
+/// The policy with `extra` fields in its spec (`, replication: {…}`).
+fn config_yaml_with(kubeconfig: &std::path::Path, extra: &str) -> String {
     format!(
         "apiVersion: lifeboat.io/v1alpha1
 kind: Cluster
@@ -35,7 +41,7 @@ spec: {{ region: westeurope, kubeconfig: {{ path: '{}' }} }}
 apiVersion: lifeboat.io/v1alpha1
 kind: BackupPolicy
 metadata: {{ name: nightly }}
-spec: {{ clusters: [prod], schedule: '0 0 2 * * *', rpo: 26h, retention: {{ keepLast: 2, daily: 3 }} }}
+spec: {{ clusters: [prod], schedule: '0 0 2 * * *', rpo: 26h, retention: {{ keepLast: 2, daily: 3 }}{extra} }}
 ",
         kubeconfig.display()
     )
@@ -73,7 +79,7 @@ impl World {
     }
 
     fn deps(&self) -> PruneDeps<'_> {
-        PruneDeps { state: &self.state, objects: &self.objects, clusters: &self.clusters }
+        PruneDeps { state: &self.state, objects: &self.objects, clusters: &self.clusters, replicas: &[] }
     }
 
     /// A backup of the nightly slot `day` days after the start, with two blobs, in `state`.
@@ -227,7 +233,7 @@ async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
     let World { state, objects, config, cluster, clusters, .. } = world;
     let racing = Racing(state);
     let now = start() + Duration::days(4);
-    let deps = PruneDeps { state: &racing, objects: &objects, clusters: &clusters };
+    let deps = PruneDeps { state: &racing, objects: &objects, clusters: &clusters, replicas: &[] };
     let report = prune::run(&config, deps, &Options::at(now), false).await.unwrap();
     let going: Vec<_> = report.backups.iter().filter(|b| !b.decision.is_kept()).collect();
     assert_eq!(going.len(), 1, "{}", report.summary()); // keepLast 2, daily 3: day 0 goes
@@ -478,7 +484,7 @@ async fn a_backup_the_object_store_keeps_immutable_is_kept_with_that_reason_unti
         prefix: layout::backup_prefix(&world.cluster, &ids[0]),
         until,
     };
-    let deps = PruneDeps { state: &world.state, objects: &objects, clusters: &world.clusters };
+    let deps = PruneDeps { state: &world.state, objects: &objects, clusters: &world.clusters, replicas: &[] };
     // keepLast 2, daily 3 would remove day 0; its blobs are immutable for 20 days.
     let now = start() + Duration::days(3) + Duration::hours(1);
     let report = prune::run(&world.config, deps, &Options::at(now), false).await.unwrap();
@@ -489,7 +495,7 @@ async fn a_backup_the_object_store_keeps_immutable_is_kept_with_that_reason_unti
 
     // Once the policy has ended, retention has its way.
     let objects = ImmutableFor { prefix: "nothing/".into(), ..objects };
-    let deps = PruneDeps { state: &world.state, objects: &objects, clusters: &world.clusters };
+    let deps = PruneDeps { state: &world.state, objects: &objects, clusters: &world.clusters, replicas: &[] };
     let later = until + Duration::hours(1);
     let report = prune::run(&world.config, deps, &Options::at(later), false).await.unwrap();
     let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
@@ -520,4 +526,296 @@ async fn holds_and_restore_leases_protect_backups_whose_ids_contain_dots() {
     assert!(kept.contains(ids[0].as_str()), "held: {}", report.summary());
     assert!(kept.contains(ids[1].as_str()), "read by a running restore: {}", report.summary());
     assert!(!kept.contains(ids[2].as_str()), "neither held nor read, past keepLast and daily");
+}
+
+// --- The second region -------------------------------------------------------------------
+
+const REPLICA_REGION: &str = "northeurope";
+
+/// Replication to `northeurope`, whose copies are kept by `keepLast: 1`.
+const REPLICATION: &str = ", replication: { region: northeurope, rpo: 30h, retention: { keepLast: 1 } }";
+
+/// Disk snapshot copies in the second region, as a set of live handles. ARM cannot run here;
+/// `tests/azure_arm.rs` tests the ARM copier's delete against a fake ARM server, this stands
+/// for it at the port.
+#[derive(Default)]
+struct SnapshotCopies {
+    live: std::sync::Mutex<BTreeSet<String>>,
+}
+
+#[async_trait::async_trait]
+impl lifeboat_shared::ports::SnapshotCopier for SnapshotCopies {
+    async fn start_copy(
+        &self,
+        source: &str,
+        region: &str,
+    ) -> Result<String, lifeboat_shared::ports::SnapshotCopyError> {
+        let handle = format!("{source}-copy-{region}");
+        self.live.lock().unwrap().insert(handle.clone());
+        Ok(handle)
+    }
+    async fn progress(
+        &self,
+        _: &str,
+    ) -> Result<lifeboat_shared::ports::CopyProgress, lifeboat_shared::ports::SnapshotCopyError> {
+        Ok(lifeboat_shared::ports::CopyProgress::Done)
+    }
+    async fn delete(&self, handle: &str) -> Result<bool, lifeboat_shared::ports::SnapshotCopyError> {
+        Ok(self.live.lock().unwrap().remove(handle))
+    }
+}
+
+/// The second region's blobs and snapshot copies.
+struct SecondRegion {
+    objects: LocalDirObjectStore,
+    copies: SnapshotCopies,
+}
+
+impl SecondRegion {
+    fn new(world: &World) -> Self {
+        let objects = LocalDirObjectStore::open(world._dir.path().join("replica").join(REPLICA_REGION)).unwrap();
+        Self { objects, copies: SnapshotCopies::default() }
+    }
+
+    fn region(&self) -> ReplicaRegion<'_> {
+        ReplicaRegion { region: REPLICA_REGION, objects: &self.objects, snapshots: Some(&self.copies) }
+    }
+
+    async fn blob_count(&self, cluster: &ClusterName, id: &BackupId) -> usize {
+        self.objects.list(&layout::backup_prefix(cluster, id), None, 100).await.unwrap().objects.len()
+    }
+
+    fn copy_of(id: &BackupId) -> String {
+        format!("disk-of-{id}-copy-{REPLICA_REGION}")
+    }
+
+    fn has_copy(&self, id: &BackupId) -> bool {
+        self.live().contains(&Self::copy_of(id))
+    }
+
+    fn live(&self) -> BTreeSet<String> {
+        self.live_copies()
+    }
+
+    fn live_copies(&self) -> BTreeSet<String> {
+        self.copies.live.lock().unwrap().clone()
+    }
+}
+
+impl World {
+    /// This world with the policy replicating to [`REPLICA_REGION`].
+    async fn replicated() -> Self {
+        let mut world = World::new().await;
+        let yaml = config_yaml_with(&world._dir.path().join("kubeconfig"), REPLICATION);
+        world.config = Config::from_sources([("p.yaml", yaml.as_str())]).unwrap();
+        world.yaml = yaml;
+        world
+    }
+
+    /// Replicates backup `id` to `second` as `copy` does: its blobs under the same keys, a
+    /// disk snapshot copy, the record's replica complete.
+    async fn replicate(&self, second: &SecondRegion, id: &BackupId) {
+        for key in [layout::archive_key(&self.cluster, id), layout::manifest_key(&self.cluster, id)] {
+            second.objects.put(&key, stream_from_bytes(b"x".to_vec()), PutOptions::default()).await.unwrap();
+        }
+        use lifeboat_shared::ports::SnapshotCopier as _;
+        let handle = second.copies.start_copy(&format!("disk-of-{id}"), REPLICA_REGION).await.unwrap();
+        let (mut record, etag) = catalog::get(&self.state, &self.cluster, id).await.unwrap().unwrap();
+        let at = record.created_at + Duration::minutes(30);
+        let mut replica = ReplicaRecord::new(REPLICA_REGION, at, at + Duration::days(1));
+        replica.replicated_at = Some(at);
+        replica.snapshots.push(SnapshotReplica {
+            source_handle: format!("disk-of-{id}"),
+            namespace: "shop".into(),
+            pvc: "data".into(),
+            handle: Some(handle),
+            done: true,
+            error: None,
+        });
+        record.replica = Some(replica);
+        record.state = BackupState::Replicated;
+        catalog::save(&self.state, &record, &etag).await.unwrap();
+    }
+
+    async fn record(&self, id: &BackupId) -> BackupRecord {
+        catalog::get(&self.state, &self.cluster, id).await.unwrap().unwrap().0
+    }
+
+    async fn prune_with(&self, regions: &[ReplicaRegion<'_>], now: DateTime<Utc>, dry_run: bool) -> prune::PruneReport {
+        let deps = PruneDeps { replicas: regions, ..self.deps() };
+        prune::run(&self.config, deps, &Options::at(now), dry_run).await.unwrap()
+    }
+}
+
+fn replica_of<'r>(report: &'r prune::PruneReport, id: &BackupId) -> Option<&'r ReplicaJudged> {
+    report.backups.iter().find(|b| &b.backup_id == id).and_then(|b| b.replica.as_ref())
+}
+
+#[tokio::test]
+async fn replicas_follow_their_own_retention_and_never_outlive_their_primary() {
+    let world = World::replicated().await;
+    let second = SecondRegion::new(&world);
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        let id = world.backup(day, BackupState::Committed).await;
+        world.replicate(&second, &id).await;
+        ids.push(id);
+    }
+    let regions = [second.region()];
+    // Primary (keepLast 2, daily 3) keeps days 1–3 and removes day 0; the replicas of the kept
+    // ones follow `keepLast: 1`: day 3's stays, days 1 and 2 go alone.
+    let now = start() + Duration::days(3) + Duration::hours(1);
+
+    let dry = world.prune_with(&regions, now, true).await;
+    assert_eq!(dry.summary(), "prune: kept 3, would remove 1; replicas: kept 1, would remove 3");
+    assert_eq!(replica_of(&dry, &ids[0]).unwrap().decision.to_string(), "remove: its primary is removed");
+    assert_eq!(replica_of(&dry, &ids[1]).unwrap().decision.to_string(), "remove: no rule keeps it");
+    assert!(replica_of(&dry, &ids[3]).unwrap().decision.is_kept());
+    assert_eq!(second.live_copies().len(), 4, "a dry run deletes nothing");
+    assert_eq!(second.blob_count(&world.cluster, &ids[0]).await, 2);
+
+    let report = world.prune_with(&regions, now, false).await;
+    assert_eq!(report.summary(), "prune: kept 3, removed 1; replicas: kept 1, removed 3");
+    // Day 0: gone in both regions, the catalog entry last.
+    assert_eq!(world.blob_count(&ids[0]).await, 0);
+    assert_eq!(second.blob_count(&world.cluster, &ids[0]).await, 0);
+    assert!(!second.has_copy(&ids[0]), "its disk snapshot copy was deleted");
+    assert!(!world.catalog_ids().await.contains(ids[0].as_str()));
+    let day0 = replica_of(&report, &ids[0]).unwrap();
+    assert!(day0.removed && day0.blobs_deleted == 2 && day0.snapshots_deleted == 1, "{day0:?}");
+    // Days 1, 2: the primary stays whole, the replica is gone and recorded as such.
+    for id in &ids[1..3] {
+        assert_eq!(world.blob_count(id).await, 2, "primary of {id} kept");
+        assert_eq!(second.blob_count(&world.cluster, id).await, 0, "replica of {id} removed");
+        assert!(!second.has_copy(id));
+        let replica = world.record(id).await.replica.unwrap();
+        assert_eq!(replica.removed_at, Some(now), "{replica:?}");
+        assert!(!replica.is_restorable());
+    }
+    // Day 3: both copies stay.
+    assert_eq!(second.blob_count(&world.cluster, &ids[3]).await, 2);
+    assert!(second.has_copy(&ids[3]));
+    assert!(world.record(&ids[3]).await.replica.unwrap().is_restorable());
+
+    // Pruning the result of a prune removes nothing, in either region.
+    let again = world.prune_with(&regions, now, false).await;
+    assert_eq!(again.summary(), "prune: kept 3, removed 0; replicas: kept 1, removed 0");
+    assert_eq!(second.live(), BTreeSet::from([SecondRegion::copy_of(&ids[3])]));
+}
+
+/// A second region that fails every request (an outage).
+struct Unreachable;
+
+#[async_trait::async_trait]
+impl ObjectStore for Unreachable {
+    async fn put(
+        &self,
+        key: &str,
+        _: lifeboat_shared::ports::ByteStream,
+        _: PutOptions,
+    ) -> Result<lifeboat_shared::ports::ObjectMeta, lifeboat_shared::ports::ObjectStoreError> {
+        Err(down(key))
+    }
+    async fn get(
+        &self,
+        key: &str,
+        _: Option<std::ops::Range<u64>>,
+    ) -> Result<
+        (lifeboat_shared::ports::ObjectMeta, lifeboat_shared::ports::ByteStream),
+        lifeboat_shared::ports::ObjectStoreError,
+    > {
+        Err(down(key))
+    }
+    async fn head(
+        &self,
+        key: &str,
+    ) -> Result<lifeboat_shared::ports::ObjectMeta, lifeboat_shared::ports::ObjectStoreError> {
+        Err(down(key))
+    }
+    async fn list(
+        &self,
+        prefix: &str,
+        _: Option<&str>,
+        _: usize,
+    ) -> Result<lifeboat_shared::ports::ObjectPage, lifeboat_shared::ports::ObjectStoreError> {
+        Err(down(prefix))
+    }
+    async fn delete(&self, key: &str) -> Result<bool, lifeboat_shared::ports::ObjectStoreError> {
+        Err(down(key))
+    }
+}
+
+fn down(key: &str) -> lifeboat_shared::ports::ObjectStoreError {
+    lifeboat_shared::ports::ObjectStoreError::Unavailable {
+        operation: "request",
+        key: key.to_owned(),
+        transient: true,
+        source: "the second region is down".into(),
+    }
+}
+
+#[tokio::test]
+async fn a_second_region_that_cannot_be_reached_leaves_its_removals_for_the_next_run() {
+    let world = World::replicated().await;
+    let second = SecondRegion::new(&world);
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        let id = world.backup(day, BackupState::Committed).await;
+        world.replicate(&second, &id).await;
+        ids.push(id);
+    }
+    let now = start() + Duration::days(3) + Duration::hours(1);
+    // The region's snapshot copies answer, its storage does not.
+    let outage = [ReplicaRegion { region: REPLICA_REGION, objects: &Unreachable, snapshots: Some(&second.copies) }];
+    let report = world.prune_with(&outage, now, false).await;
+    let day0 = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
+    assert!(!day0.removed && day0.blobs_deleted == 0, "{day0:?}");
+    assert!(day0.left_because.as_deref().is_some_and(|w| w.contains("northeurope") && w.contains("down")), "{day0:?}");
+    assert_eq!(world.record(&ids[0]).await.state, BackupState::Deleting, "no restore starts from it meanwhile");
+    assert_eq!(world.blob_count(&ids[0]).await, 2, "the primary is not deleted before its replica");
+    let day1 = replica_of(&report, &ids[1]).unwrap();
+    assert!(!day1.removed && day1.left_because.is_some(), "{day1:?}");
+    let replica = world.record(&ids[1]).await.replica.unwrap();
+    assert!(replica.removing_since.is_some() && replica.removed_at.is_none(), "{replica:?}");
+    assert!(!replica.is_restorable(), "a replica being removed is not offered for restores");
+
+    // A region not configured here at all is named.
+    let report = world.prune_with(&[], now, false).await;
+    let day0 = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
+    assert!(day0.left_because.as_deref().is_some_and(|w| w.contains("no store is configured")), "{day0:?}");
+
+    // Back up: the next run finishes every removal it started.
+    let report = world.prune_with(&[second.region()], now, false).await;
+    assert!(report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap().removed);
+    for id in &ids[1..3] {
+        let judged = replica_of(&report, id).unwrap();
+        assert!(judged.removed && judged.blobs_deleted == 2, "{judged:?}");
+        assert!(world.record(id).await.replica.unwrap().removed_at.is_some());
+    }
+    assert_eq!(second.live(), BTreeSet::from([SecondRegion::copy_of(&ids[3])]));
+}
+
+#[tokio::test]
+async fn a_replica_the_second_region_keeps_immutable_is_kept_with_that_reason() {
+    let world = World::replicated().await;
+    let second = SecondRegion::new(&world);
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        let id = world.backup(day, BackupState::Committed).await;
+        world.replicate(&second, &id).await;
+        ids.push(id);
+    }
+    let until = start() + Duration::days(30);
+    let immutable = ImmutableFor {
+        inner: LocalDirObjectStore::open(world._dir.path().join("replica").join(REPLICA_REGION)).unwrap(),
+        prefix: layout::backup_prefix(&world.cluster, &ids[2]),
+        until,
+    };
+    let regions = [ReplicaRegion { region: REPLICA_REGION, objects: &immutable, snapshots: Some(&second.copies) }];
+    let report = world.prune_with(&regions, start() + Duration::days(3) + Duration::hours(1), false).await;
+    let day2 = replica_of(&report, &ids[2]).unwrap();
+    assert_eq!(day2.decision.to_string(), "keep: immutable until 2026-12-01T02:00:00Z");
+    assert_eq!(second.blob_count(&world.cluster, &ids[2]).await, 2);
+    assert!(second.has_copy(&ids[2]));
+    assert!(replica_of(&report, &ids[1]).unwrap().removed, "the others follow retention");
 }

@@ -18,6 +18,7 @@ use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
 use lifeboat_shared::adapters::streaming_copier::StreamingObjectCopier;
 use lifeboat_shared::domain::policy::Config;
 use lifeboat_shared::ports::{ObjectCopier, ObjectStore, SnapshotCopier};
+use lifeboat_shared::workflows::prune::replicas::ReplicaRegion;
 
 /// Where one region's replicas go.
 #[derive(Clone)]
@@ -38,6 +39,13 @@ impl std::fmt::Debug for Replica {
             .field("region", &self.region)
             .field("snapshots", &self.snapshots.is_some())
             .finish_non_exhaustive()
+    }
+}
+
+impl Replica {
+    /// This region's stores, as `prune` deletes replicas from them.
+    pub fn prune_region(&self) -> ReplicaRegion<'_> {
+        ReplicaRegion { region: &self.region, objects: self.store.as_ref(), snapshots: self.snapshots.as_deref() }
     }
 }
 

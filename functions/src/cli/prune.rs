@@ -5,7 +5,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use lifeboat_shared::domain::retention::Options;
+use lifeboat_shared::domain::retention::{Decision, Options};
 use lifeboat_shared::ports::{Clock, SystemClock};
 use lifeboat_shared::workflows::prune::{self, PruneDeps};
 
@@ -40,7 +40,13 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (app, _queue) =
         app::build(&data, config, Settings::default(), &storage, &crate::bus::BusChoice::from_env()?, clock)?;
     let options = Options { now, uncommitted_grace: args.grace };
-    let deps = PruneDeps { state: app.state.as_ref(), objects: app.objects.as_ref(), clusters: app.clusters.as_ref() };
+    let regions: Vec<_> = app.replicas.iter().map(crate::replica::Replica::prune_region).collect();
+    let deps = PruneDeps {
+        state: app.state.as_ref(),
+        objects: app.objects.as_ref(),
+        clusters: app.clusters.as_ref(),
+        replicas: &regions,
+    };
     let report = prune::run(&app.config, deps, &options, args.dry_run).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -50,26 +56,39 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .backups
         .iter()
         .map(|b| {
-            let done = match (b.decision.is_kept(), args.dry_run, b.removed) {
-                (true, _, _) => "kept",
-                (false, true, _) => "would remove",
-                (false, false, true) => "removed",
-                (false, false, false) => "left for next run",
-            };
-            let why = match &b.left_because {
-                Some(left) => format!("{}; {left}", b.decision),
-                None => b.decision.to_string(),
-            };
+            let replica = b.replica.as_ref().map_or_else(String::new, |r| {
+                let done = result(r.decision.is_kept(), args.dry_run, r.removed);
+                format!("{}: {done} ({})", r.region, why(&r.decision, r.left_because.as_deref()))
+            });
             vec![
                 b.cluster.to_string(),
                 b.backup_id.to_string(),
                 b.time.format("%Y-%m-%d %H:%M:%SZ").to_string(),
-                done.to_owned(),
-                why,
+                result(b.decision.is_kept(), args.dry_run, b.removed).to_owned(),
+                why(&b.decision, b.left_because.as_deref()),
+                replica,
             ]
         })
         .collect();
-    println!("{}", table(&["CLUSTER", "BACKUP", "TIME", "RESULT", "WHY"], rows));
+    println!("{}", table(&["CLUSTER", "BACKUP", "TIME", "RESULT", "WHY", "REPLICA"], rows));
     println!("{}", report.summary());
     Ok(ExitCode::SUCCESS)
+}
+
+/// What happened to a backup (or replica) `kept` or not, as the table says it.
+fn result(kept: bool, dry_run: bool, removed: bool) -> &'static str {
+    match (kept, dry_run, removed) {
+        (true, _, _) => "kept",
+        (false, true, _) => "would remove",
+        (false, false, true) => "removed",
+        (false, false, false) => "left for next run",
+    }
+}
+
+/// The decision, and why a removal was left, when it was.
+fn why(decision: &Decision, left_because: Option<&str>) -> String {
+    match left_because {
+        Some(left) => format!("{decision}; {left}"),
+        None => decision.to_string(),
+    }
 }

@@ -126,6 +126,13 @@ pub struct ReplicaRecord {
     /// What did not go as planned but did not fail the copy.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// When `prune` started removing the replica (its retention, or its primary going); a
+    /// removal found started is finished by the next run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removing_since: Option<DateTime<Utc>>,
+    /// When `prune` finished removing it: its blobs and disk snapshot copies are gone.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<DateTime<Utc>>,
 }
 
 impl ReplicaRecord {
@@ -139,7 +146,19 @@ impl ReplicaRecord {
             failure: None,
             snapshots: Vec::new(),
             warnings: Vec::new(),
+            removing_since: None,
+            removed_at: None,
         }
+    }
+
+    /// Whether the replica is complete and still in its region (not pruned, nor being pruned).
+    pub fn is_restorable(&self) -> bool {
+        self.replicated_at.is_some() && self.removing_since.is_none() && self.removed_at.is_none()
+    }
+
+    /// Whether anything of it may still be in its region: not removed yet.
+    pub fn is_present(&self) -> bool {
+        self.removed_at.is_none()
     }
 
     /// Adds `warning` unless it is already recorded (a redelivery repeats its steps).

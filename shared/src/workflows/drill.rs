@@ -32,7 +32,7 @@ use crate::domain::staleness::DRILL_REQUESTER;
 use crate::ports::bus::{Bus, OutgoingMessage};
 use crate::ports::cluster::{Cluster, ClusterConnector, ClusterError};
 use crate::restores;
-use crate::workflows::prune_snapshots::list_all;
+use crate::workflows::prune::snapshots::list_all;
 use crate::workflows::retry::{RetryPolicy, with_retry};
 
 /// What a drill run reads and changes.

@@ -5,7 +5,6 @@ pub mod backup;
 pub mod copy;
 pub mod drill;
 pub mod prune;
-pub mod prune_snapshots;
 pub mod restore;
 pub mod retry;
 pub mod schedule_tick;

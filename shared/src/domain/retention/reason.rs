@@ -95,6 +95,8 @@ pub enum RemoveReason {
         #[serde(with = "duration_text")]
         grace: Duration,
     },
+    /// A replica whose primary backup is removed: a replica never outlives its primary.
+    WithPrimary,
 }
 
 impl fmt::Display for RemoveReason {
@@ -104,6 +106,7 @@ impl fmt::Display for RemoveReason {
             RemoveReason::Uncommitted { grace } => {
                 write!(f, "uncommitted leftover older than {}", format_duration(*grace))
             }
+            RemoveReason::WithPrimary => f.write_str("its primary is removed"),
         }
     }
 }

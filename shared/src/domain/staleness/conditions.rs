@@ -51,15 +51,21 @@ fn minutes(d: Duration) -> Duration {
 }
 
 /// Age of the newest backup in `states` against `rpo`; `None` while young enough.
+/// Whether the backup has a complete replica that prune has not removed.
+fn has_replica(record: &BackupRecord) -> bool {
+    record.state == BackupState::Replicated
+        && record.replica.as_ref().is_none_or(|r| r.removing_since.is_none() && r.removed_at.is_none())
+}
+
 fn rpo_finding(
     what: &str,
     records: &[&BackupRecord],
-    states: &[BackupState],
+    counts: impl Fn(&BackupRecord) -> bool,
     rpo: Duration,
     now: DateTime<Utc>,
     thresholds: &Thresholds,
 ) -> Option<(Severity, String)> {
-    let newest = records.iter().filter(|r| states.contains(&r.state)).map(|r| r.created_at).max();
+    let newest = records.iter().filter(|r| counts(r)).map(|r| r.created_at).max();
     let (reference, subject) = match newest {
         Some(at) => (at, format!("newest {what} backup")),
         // None yet: measured from the first attempt, so a new target is not flagged at once.
@@ -96,12 +102,12 @@ pub fn target_findings(
         findings.push(Finding { condition, severity, summary: format!("{}: {text}", policy.name) });
     };
     use BackupState::*;
-    let rpo = rpo_finding("committed", &mine, &[Committed, Replicated], policy.spec.rpo, now, thresholds);
+    let rpo = rpo_finding("committed", &mine, |r| r.state.is_restorable(), policy.spec.rpo, now, thresholds);
     if let Some(f) = rpo {
         push(Condition::Rpo, f);
     }
     if let Some(replication) = &policy.spec.replication {
-        let f = rpo_finding("replicated", &mine, &[Replicated], replication.rpo, now, thresholds);
+        let f = rpo_finding("replicated", &mine, has_replica, replication.rpo, now, thresholds);
         if let Some(f) = f {
             push(Condition::ReplicationRpo, f);
         }

@@ -1,0 +1,190 @@
+//! Prune in the second region. A backup's replica (its blobs in the replica region's store,
+//! under the same keys, and its disk snapshot copies) goes in two ways:
+//!
+//! - with its primary: a replica never outlives the backup it copies, so removing a backup
+//!   deletes its replica's contents before the primary's blobs and the catalog entry;
+//! - alone, by the replica's own retention (`replication.retention`, else the primary's),
+//!   planned over the replicas of the backups the primary keeps: the record is marked
+//!   `removing_since` (ETag-guarded), the contents deleted, then `removed_at` recorded. A
+//!   removal found started is finished by the next run.
+//!
+//! A second region that cannot be reached (or has no store or snapshot copier configured
+//! here) leaves the removal for the next run with the reason; it never stops the primary
+//! region's pruning of other backups.
+
+use chrono::{DateTime, Utc};
+
+use crate::catalog::{self, CatalogError};
+use crate::domain::records::{BackupRecord, ReplicaRecord};
+use crate::domain::retention::Decision;
+use crate::layout;
+use crate::ports::object_store::ObjectStore;
+use crate::ports::snapshot_copier::SnapshotCopier;
+use crate::ports::state_store::{ETag, StateStore};
+
+use super::PruneError;
+
+/// A second region's stores, as prune deletes replicas from them.
+#[derive(Clone, Copy)]
+pub struct ReplicaRegion<'a> {
+    /// The region, as policies name it in `replication.region`.
+    pub region: &'a str,
+    /// The region's objects (replicas keep the primary's keys).
+    pub objects: &'a dyn ObjectStore,
+    /// Deletes the disk snapshot copies, where a copier is configured.
+    pub snapshots: Option<&'a dyn SnapshotCopier>,
+}
+
+impl std::fmt::Debug for ReplicaRegion<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ReplicaRegion")
+            .field("region", &self.region)
+            .field("snapshots", &self.snapshots.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+/// What the run decided and did about one backup's replica.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ReplicaJudged {
+    /// Its region.
+    pub region: String,
+    /// Kept or removed, and why (`WithPrimary` when its backup goes).
+    pub decision: Decision,
+    /// Blobs deleted from the region's store (0 in a dry run).
+    pub blobs_deleted: usize,
+    /// Disk snapshot copies deleted.
+    pub snapshots_deleted: usize,
+    /// Why a removal was left for the next run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_because: Option<String>,
+    /// Whether the replica is gone.
+    pub removed: bool,
+}
+
+impl ReplicaJudged {
+    /// The judgement of `replica`, nothing done yet.
+    pub(super) fn new(replica: &ReplicaRecord, decision: Decision) -> Self {
+        Self {
+            region: replica.region.clone(),
+            decision,
+            blobs_deleted: 0,
+            snapshots_deleted: 0,
+            left_because: None,
+            removed: false,
+        }
+    }
+
+    pub(super) fn deleted(mut self, deleted: Deleted) -> Self {
+        self.blobs_deleted = deleted.blobs;
+        self.snapshots_deleted = deleted.snapshots;
+        self
+    }
+
+    pub(super) fn left(mut self, why: String) -> Self {
+        self.left_because = Some(why);
+        self
+    }
+}
+
+/// What deleting a replica's contents did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(super) struct Deleted {
+    pub(super) blobs: usize,
+    pub(super) snapshots: usize,
+}
+
+/// The stores of `region`, if this deployment has them.
+pub(super) fn region<'r, 'a>(regions: &'r [ReplicaRegion<'a>], region: &str) -> Option<&'r ReplicaRegion<'a>> {
+    regions.iter().find(|r| r.region == region)
+}
+
+/// Deletes the disk snapshot copies, then the blobs, of `record`'s replica `replica`; what was
+/// deleted, and why the rest could not be, when it could not.
+pub(super) async fn delete_contents(
+    regions: &[ReplicaRegion<'_>],
+    record: &BackupRecord,
+    replica: &ReplicaRecord,
+) -> Result<Deleted, (Deleted, String)> {
+    let mut deleted = Deleted::default();
+    let Some(stores) = region(regions, &replica.region) else {
+        return Err((deleted, format!("no store is configured here for its replica region {}", replica.region)));
+    };
+    let handles: Vec<&str> = replica.snapshots.iter().filter_map(|s| s.handle.as_deref()).collect();
+    if !handles.is_empty() {
+        let Some(copier) = stores.snapshots else {
+            let why = format!(
+                "its {} disk snapshot copies in {} cannot be deleted: no snapshot copier is configured",
+                handles.len(),
+                replica.region
+            );
+            return Err((deleted, why));
+        };
+        for handle in handles {
+            match copier.delete(handle).await {
+                Ok(existed) => deleted.snapshots += usize::from(existed),
+                Err(e) => return Err((deleted, format!("deleting its snapshot copy in {}: {e}", replica.region))),
+            }
+        }
+    }
+    let prefix = layout::backup_prefix(&record.cluster, &record.backup_id);
+    match super::delete_blobs(stores.objects, &prefix).await {
+        Ok(blobs) => {
+            deleted.blobs = blobs;
+            Ok(deleted)
+        }
+        Err(e) => Err((deleted, format!("in {}: {}", replica.region, crate::errors::chain(&e)))),
+    }
+}
+
+/// Removes the replica of a backup the primary keeps: marks it `removing_since` (guarded by
+/// `etag`), deletes its contents, records `removed_at`. A record changed since it was listed
+/// is left alone (decided again next run).
+///
+/// # Errors
+/// [`PruneError::Catalog`] when the catalog fails.
+pub(super) async fn remove_alone(
+    state: &dyn StateStore,
+    regions: &[ReplicaRegion<'_>],
+    listed: &BackupRecord,
+    etag: &ETag,
+    judged: ReplicaJudged,
+    now: DateTime<Utc>,
+) -> Result<ReplicaJudged, PruneError> {
+    let mut record = listed.clone();
+    let Some(replica) = record.replica.as_mut() else { return Ok(judged) };
+    let etag = if replica.removing_since.is_some() {
+        etag.clone()
+    } else {
+        replica.removing_since = Some(now);
+        match saved(state, &record, etag).await? {
+            Some(etag) => etag,
+            None => return Ok(judged),
+        }
+    };
+    let Some(replica) = record.replica.as_ref() else { return Ok(judged) };
+    let deleted = match delete_contents(regions, &record, replica).await {
+        Ok(deleted) => deleted,
+        Err((deleted, why)) => {
+            tracing::warn!(backup.id = %record.backup_id, region = %replica.region, "replica left for the next prune: {why}");
+            return Ok(judged.deleted(deleted).left(why));
+        }
+    };
+    let mut judged = judged.deleted(deleted);
+    if let Some(replica) = record.replica.as_mut() {
+        replica.removed_at = Some(now);
+    }
+    judged.removed = saved(state, &record, &etag).await?.is_some();
+    Ok(judged)
+}
+
+/// Saves `record` over `etag`: its new ETag, or `None` when it changed or went meanwhile.
+async fn saved(state: &dyn StateStore, record: &BackupRecord, etag: &ETag) -> Result<Option<ETag>, PruneError> {
+    match catalog::save(state, record, etag).await {
+        Ok(etag) => Ok(Some(etag)),
+        Err(e) if e.is_changed() => Ok(None),
+        Err(CatalogError::Store { source, .. }) if source.is_not_found() => Ok(None),
+        Err(e) => Err(e.into()),
+    }
+}
