@@ -819,3 +819,32 @@ async fn a_replica_the_second_region_keeps_immutable_is_kept_with_that_reason() 
     assert!(second.has_copy(&ids[2]));
     assert!(replica_of(&report, &ids[1]).unwrap().removed, "the others follow retention");
 }
+
+#[tokio::test]
+async fn a_failed_copy_is_swept_from_the_second_region_after_the_grace_period_and_a_running_one_is_not() {
+    let world = World::replicated().await;
+    let second = SecondRegion::new(&world);
+    let mut ids = Vec::new();
+    for day in 0..3 {
+        let id = world.backup(day, BackupState::Committed).await;
+        world.replicate(&second, &id).await;
+        ids.push(id);
+    }
+    // Day 1's copy failed at its deadline (blobs half copied); day 2's is still running.
+    for (id, failure) in [(&ids[1], Some("3 copies not done by the deadline")), (&ids[2], None)] {
+        let (mut record, etag) = catalog::get(&world.state, &world.cluster, id).await.unwrap().unwrap();
+        record.state = BackupState::Committed;
+        let replica = record.replica.as_mut().unwrap();
+        replica.replicated_at = None;
+        replica.failure = failure.map(str::to_owned);
+        catalog::save(&world.state, &record, &etag).await.unwrap();
+    }
+    let report = world.prune_with(&[second.region()], start() + Duration::days(2) + Duration::hours(3), false).await;
+    let failed = replica_of(&report, &ids[1]).unwrap();
+    assert_eq!(failed.decision.to_string(), "remove: uncommitted leftover older than 1d", "{failed:?}");
+    assert!(failed.removed && failed.blobs_deleted == 2 && failed.snapshots_deleted == 1, "{failed:?}");
+    assert_eq!(world.blob_count(&ids[1]).await, 2, "its primary stays");
+    assert!(replica_of(&report, &ids[2]).is_none(), "a copy still running is not judged");
+    assert_eq!(second.blob_count(&world.cluster, &ids[2]).await, 2);
+    assert!(second.has_copy(&ids[2]));
+}

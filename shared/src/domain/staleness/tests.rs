@@ -9,7 +9,7 @@ use crate::domain::ids::BackupId;
 use crate::domain::messages::{AlertState, BackupReason, Severity};
 use crate::domain::names::{ClusterName, PolicyName};
 use crate::domain::policy::Config;
-use crate::domain::records::{BackupRecord, BackupState};
+use crate::domain::records::{BackupRecord, BackupState, ReplicaRecord};
 
 const CONFIG: &str = r#"
 apiVersion: lifeboat.io/v1alpha1
@@ -121,6 +121,25 @@ fn conditions_of_one_target() {
     ];
     for (name, records, now, expected) in cases {
         assert_eq!(findings_at(&records, now), expected, "{name}");
+    }
+}
+
+#[test]
+fn a_replica_prune_removed_no_longer_counts_for_the_replica_rpo() {
+    let mut pruned = record("b2", 10, BackupState::Replicated);
+    let mut replica = ReplicaRecord::new("northeurope", t0() + hours(10), t0() + hours(34));
+    replica.replicated_at = Some(t0() + hours(10));
+    pruned.replica = Some(replica.clone());
+    let records = [record("b1", 0, BackupState::Replicated), pruned.clone()];
+    // 17h after the first backup, 7h after the second: both RPOs met while b2's replica exists.
+    assert_eq!(findings_at(&records, 17), []);
+    for (removing_since, removed_at) in
+        [(Some(t0() + hours(12)), None), (Some(t0() + hours(12)), Some(t0() + hours(12)))]
+    {
+        let r = pruned.replica.as_mut().unwrap();
+        (r.removing_since, r.removed_at) = (removing_since, removed_at);
+        let records = [record("b1", 0, BackupState::Replicated), pruned.clone()];
+        assert_eq!(findings_at(&records, 17), [(Condition::ReplicationRpo, Severity::Warning)], "measured from b1");
     }
 }
 
