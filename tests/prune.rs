@@ -848,3 +848,48 @@ async fn a_failed_copy_is_swept_from_the_second_region_after_the_grace_period_an
     assert_eq!(second.blob_count(&world.cluster, &ids[2]).await, 2);
     assert!(second.has_copy(&ids[2]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_shows_each_replica_with_its_own_decision_and_prunes_the_local_second_region() {
+    let world = World::replicated().await;
+    // `lifeboat prune --data D` finds the second region where `lifeboat up` copies it:
+    // `D/replica/<region>`, without snapshot copies (none on the embedded defaults).
+    let second = SecondRegion::new(&world);
+    let mut ids = Vec::new();
+    for day in 0..4 {
+        let id = world.backup(day, BackupState::Committed).await;
+        world.replicate(&second, &id).await;
+        let (mut record, etag) = catalog::get(&world.state, &world.cluster, &id).await.unwrap().unwrap();
+        record.replica.as_mut().unwrap().snapshots.clear();
+        catalog::save(&world.state, &record, &etag).await.unwrap();
+        ids.push(id);
+    }
+    let data = world._dir.path();
+    let config = data.join("policy.yaml");
+    std::fs::write(&config, &world.yaml).unwrap();
+    let lifeboat = |extra: &[&str]| {
+        let mut args = vec!["prune", "--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()];
+        args.extend(extra);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let dry = lifeboat(&["--dry-run"]);
+    let line =
+        |text: &str, id: &BackupId| text.lines().find(|l| l.contains(id.as_str())).unwrap_or_default().to_owned();
+    assert!(line(&dry, &ids[0]).contains("northeurope: would remove (its primary is removed)"), "{dry}");
+    assert!(line(&dry, &ids[1]).contains("northeurope: would remove (no rule keeps it)"), "{dry}");
+    assert!(line(&dry, &ids[3]).contains("northeurope: kept (last #1, newest committed)"), "{dry}");
+    assert!(dry.contains("replicas: kept 1, would remove 3"), "{dry}");
+
+    let json: serde_json::Value = serde_json::from_str(&lifeboat(&["--dry-run", "--json"])).unwrap();
+    let day1 = json["backups"].as_array().unwrap().iter().find(|b| b["backupId"] == ids[1].as_str()).unwrap();
+    assert_eq!(day1["replica"]["region"], "northeurope", "{day1}");
+    assert_eq!(day1["replica"]["decision"]["verdict"], "remove", "{day1}");
+
+    let done = lifeboat(&[]);
+    assert!(done.contains("replicas: kept 1, removed 3"), "{done}");
+    for (i, id) in ids.iter().enumerate() {
+        assert_eq!(second.blob_count(&world.cluster, id).await, if i == 3 { 2 } else { 0 }, "replica of {id}");
+    }
+}

@@ -58,7 +58,10 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
         .map(|b| {
             let replica = b.replica.as_ref().map_or_else(String::new, |r| {
                 let done = result(r.decision.is_kept(), args.dry_run, r.removed);
-                format!("{}: {done} ({})", r.region, why(&r.decision, r.left_because.as_deref()))
+                match &r.left_because {
+                    Some(left) => format!("{}: {done} ({}; {left})", r.region, r.decision.because()),
+                    None => format!("{}: {done} ({})", r.region, r.decision.because()),
+                }
             });
             vec![
                 b.cluster.to_string(),

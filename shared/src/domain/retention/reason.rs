@@ -122,6 +122,14 @@ pub enum Decision {
 }
 
 impl Decision {
+    /// The rules that keep it, or why it goes, without the verdict (`last #1, daily #1`).
+    pub fn because(&self) -> String {
+        match self {
+            Decision::Keep(reasons) => reasons.iter().map(ToString::to_string).collect::<Vec<_>>().join(", "),
+            Decision::Remove(reason) => reason.to_string(),
+        }
+    }
+
     /// Whether the backup stays.
     pub fn is_kept(&self) -> bool {
         matches!(self, Decision::Keep(_))
@@ -138,19 +146,8 @@ impl Decision {
 
 impl fmt::Display for Decision {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Decision::Keep(reasons) => {
-                f.write_str("keep: ")?;
-                for (i, r) in reasons.iter().enumerate() {
-                    if i > 0 {
-                        f.write_str(", ")?;
-                    }
-                    write!(f, "{r}")?;
-                }
-                Ok(())
-            }
-            Decision::Remove(reason) => write!(f, "remove: {reason}"),
-        }
+        let verdict = if self.is_kept() { "keep" } else { "remove" };
+        write!(f, "{verdict}: {}", self.because())
     }
 }
 
