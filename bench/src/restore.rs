@@ -137,6 +137,7 @@ async fn measure(count: usize, runs: usize, parallelism: usize) -> anyhow::Resul
                 let deps = restore::Deps {
                     state: &state,
                     objects: &objects,
+                    replicas: &[],
                     bus: &bus,
                     cluster: &target_cluster,
                     clock: clock.as_ref(),
@@ -155,7 +156,8 @@ async fn measure(count: usize, runs: usize, parallelism: usize) -> anyhow::Resul
                 rtos.push(rto_seconds);
             } else {
                 let planning = Instant::now();
-                let prepared = restore::prepare(&state, &objects, &cfg, &request, &Default::default(), None)
+                let sources = restore::Sources { primary: &objects, replicas: &[] };
+                let prepared = restore::prepare(&state, sources, &cfg, &request, &Default::default(), None)
                     .await
                     .context("plan")?;
                 eprintln!(

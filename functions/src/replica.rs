@@ -18,7 +18,7 @@ use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
 use lifeboat_shared::adapters::streaming_copier::StreamingObjectCopier;
 use lifeboat_shared::domain::policy::Config;
 use lifeboat_shared::ports::{ObjectCopier, ObjectStore, SnapshotCopier};
-use lifeboat_shared::workflows::prune::replicas::ReplicaRegion;
+use lifeboat_shared::workflows::regions::ReplicaRegion;
 
 /// Where one region's replicas go.
 #[derive(Clone)]
@@ -43,8 +43,8 @@ impl std::fmt::Debug for Replica {
 }
 
 impl Replica {
-    /// This region's stores, as `prune` deletes replicas from them.
-    pub fn prune_region(&self) -> ReplicaRegion<'_> {
+    /// This region's stores, as `prune` and `restore` reach them.
+    pub fn region_stores(&self) -> ReplicaRegion<'_> {
         ReplicaRegion { region: &self.region, objects: self.store.as_ref(), snapshots: self.snapshots.as_deref() }
     }
 }

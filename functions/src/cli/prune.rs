@@ -40,7 +40,7 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (app, _queue) =
         app::build(&data, config, Settings::default(), &storage, &crate::bus::BusChoice::from_env()?, clock)?;
     let options = Options { now, uncommitted_grace: args.grace };
-    let regions: Vec<_> = app.replicas.iter().map(crate::replica::Replica::prune_region).collect();
+    let regions: Vec<_> = app.replicas.iter().map(crate::replica::Replica::region_stores).collect();
     let deps = PruneDeps {
         state: app.state.as_ref(),
         objects: app.objects.as_ref(),

@@ -114,15 +114,16 @@ async fn plan(
     read: &lifeboat_shared::archive::ReadOptions,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    let prepared =
-        match restore::prepare(app.state.as_ref(), app.objects.as_ref(), &app.config, request, read, None).await {
-            Ok(p) => p,
-            Err(RestoreError::Refused { code, reason }) => {
-                eprintln!("error: the restore would be refused: {code}: {reason}");
-                return Ok(ExitCode::FAILURE);
-            }
-            Err(e) => return Err(anyhow::Error::new(e).context("planning the restore")),
-        };
+    let regions: Vec<_> = app.replicas.iter().map(crate::replica::Replica::region_stores).collect();
+    let sources = restore::Sources { primary: app.objects.as_ref(), replicas: &regions };
+    let prepared = match restore::prepare(app.state.as_ref(), sources, &app.config, request, read, None).await {
+        Ok(p) => p,
+        Err(RestoreError::Refused { code, reason }) => {
+            eprintln!("error: the restore would be refused: {code}: {reason}");
+            return Ok(ExitCode::FAILURE);
+        }
+        Err(e) => return Err(anyhow::Error::new(e).context("planning the restore")),
+    };
     if json_out {
         let answer = json!({
             "restoreId": request.restore_id(),

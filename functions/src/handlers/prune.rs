@@ -8,7 +8,7 @@ use crate::app::AppState;
 
 pub(crate) async fn handle(app: &AppState, timer: TimerInput) -> Result<Outcome, HandlerError> {
     let options = Options::at(app.clock.now());
-    let regions: Vec<_> = app.replicas.iter().map(crate::replica::Replica::prune_region).collect();
+    let regions: Vec<_> = app.replicas.iter().map(crate::replica::Replica::region_stores).collect();
     let deps = PruneDeps {
         state: app.state.as_ref(),
         objects: app.objects.as_ref(),

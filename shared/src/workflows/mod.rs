@@ -5,6 +5,7 @@ pub mod backup;
 pub mod copy;
 pub mod drill;
 pub mod prune;
+pub mod regions;
 pub mod restore;
 pub mod retry;
 pub mod schedule_tick;

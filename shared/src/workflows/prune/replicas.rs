@@ -18,31 +18,10 @@ use crate::catalog::{self, CatalogError};
 use crate::domain::records::{BackupRecord, ReplicaRecord};
 use crate::domain::retention::Decision;
 use crate::layout;
-use crate::ports::object_store::ObjectStore;
-use crate::ports::snapshot_copier::SnapshotCopier;
 use crate::ports::state_store::{ETag, StateStore};
 
 use super::PruneError;
-
-/// A second region's stores, as prune deletes replicas from them.
-#[derive(Clone, Copy)]
-pub struct ReplicaRegion<'a> {
-    /// The region, as policies name it in `replication.region`.
-    pub region: &'a str,
-    /// The region's objects (replicas keep the primary's keys).
-    pub objects: &'a dyn ObjectStore,
-    /// Deletes the disk snapshot copies, where a copier is configured.
-    pub snapshots: Option<&'a dyn SnapshotCopier>,
-}
-
-impl std::fmt::Debug for ReplicaRegion<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ReplicaRegion")
-            .field("region", &self.region)
-            .field("snapshots", &self.snapshots.is_some())
-            .finish_non_exhaustive()
-    }
-}
+pub use crate::workflows::regions::{ReplicaRegion, region};
 
 /// What the run decided and did about one backup's replica.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
@@ -93,11 +72,6 @@ impl ReplicaJudged {
 pub(super) struct Deleted {
     pub(super) blobs: usize,
     pub(super) snapshots: usize,
-}
-
-/// The stores of `region`, if this deployment has them.
-pub(super) fn region<'r, 'a>(regions: &'r [ReplicaRegion<'a>], region: &str) -> Option<&'r ReplicaRegion<'a>> {
-    regions.iter().find(|r| r.region == region)
 }
 
 /// Deletes the disk snapshot copies, then the blobs, of `record`'s replica `replica`; what was

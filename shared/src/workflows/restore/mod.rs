@@ -38,20 +38,52 @@ use crate::ports::cluster::{Cluster, ClusterError};
 use crate::ports::object_store::{ObjectStore, ObjectStoreError, PutOptions, stream_from_bytes};
 use crate::ports::state_store::{ETag, StateStore};
 use crate::restores::{self, RestoreRecordError};
+use crate::workflows::regions::{self, ReplicaRegion};
 use crate::workflows::retry::RetryPolicy;
 
 /// The ports a restore uses, and the time.
 pub struct Deps<'a> {
     /// Catalog and restore records.
     pub state: &'a dyn StateStore,
-    /// Archives, manifests, results.
+    /// The primary region's archives and manifests, and results.
     pub objects: &'a dyn ObjectStore,
+    /// The second regions' stores, for a request that reads the copy (`fromRegion`).
+    pub replicas: &'a [ReplicaRegion<'a>],
     /// `restore-events`.
     pub bus: &'a dyn Bus,
     /// The cluster restored into.
     pub cluster: &'a dyn Cluster,
     /// The time: the first delivery's arrival starts the recovery time, the end stops it.
     pub clock: &'a dyn Clock,
+}
+
+impl<'a> Deps<'a> {
+    /// Where this restore's backups are read from.
+    pub fn sources(&self) -> Sources<'a> {
+        Sources { primary: self.objects, replicas: self.replicas }
+    }
+}
+
+/// Where restores read backups: the primary region's store, and the second regions' stores
+/// holding the copies.
+#[derive(Clone, Copy)]
+pub struct Sources<'a> {
+    /// The primary region's objects.
+    pub primary: &'a dyn ObjectStore,
+    /// The second regions'.
+    pub replicas: &'a [ReplicaRegion<'a>],
+}
+
+impl<'a> Sources<'a> {
+    /// The store of `request`'s `fromRegion`: a second region's when it names one, else the
+    /// primary's (also when it names the source cluster's own region).
+    fn store_for(&self, request: &RestoreRequest) -> &'a dyn ObjectStore {
+        request
+            .from_region
+            .as_deref()
+            .and_then(|r| regions::region(self.replicas, r))
+            .map_or(self.primary, |r| r.objects)
+    }
 }
 
 /// Tuning of restores.
@@ -188,7 +220,7 @@ pub struct Prepared {
 /// [`RestoreError::Refused`] with the reason; others for failing stores.
 pub async fn prepare(
     state: &dyn StateStore,
-    objects: &dyn ObjectStore,
+    sources: Sources<'_>,
     config: &Config,
     request: &RestoreRequest,
     read: &ReadOptions,
@@ -202,21 +234,22 @@ pub async fn prepare(
         .clusters
         .get(&request.source_cluster)
         .ok_or_else(|| refused("UnknownCluster", format!("cluster {} is not declared", request.source_cluster)))?;
-    if !config.clusters.contains_key(&request.target_cluster) {
+    let Some(target) = config.clusters.get(&request.target_cluster) else {
         return Err(refused("UnknownCluster", format!("cluster {} is not declared", request.target_cluster)));
-    }
-    if let Some(region) = &request.from_region
-        && *region != source.spec.region
+    };
+    let from_copy = request.from_region.as_deref().filter(|r| *r != source.spec.region);
+    if let Some(region) = from_copy
+        && regions::region(sources.replicas, region).is_none()
     {
         return Err(refused(
             "CopyUnavailable",
             format!(
-                "reading the copy in {region} is not available in this build; the primary copy is in {}",
+                "no store for copies in {region} is configured here; the primary copy is in {}",
                 source.spec.region
             ),
         ));
     }
-    let backup = source::resolve(state, &request.source_cluster, &request.backup).await?;
+    let backup = source::resolve(state, &request.source_cluster, &request.backup, from_copy).await?;
     let policy = config.policies.get(&backup.policy).ok_or_else(|| {
         refused(
             "UnknownPolicy",
@@ -228,34 +261,53 @@ pub async fn prepare(
     if let Some(lease) = lease {
         lease.take(state, &request.source_cluster, &backup.backup_id).await?;
     }
-    let prepared = read_and_plan(state, objects, request, read, backup, policy, &allowed, lease.is_some()).await;
+    let reading = Reading { state, sources, from_copy, target_region: &target.spec.region, read };
+    let prepared = read_and_plan(&reading, request, backup, policy, &allowed, lease.is_some()).await;
     if let (Err(_), Some(lease)) = (&prepared, lease) {
         lease.release(state, &request.source_cluster, &backup_id).await;
     }
     prepared
 }
 
-/// The second half of [`prepare`]: the archive, checked, and the plan.
-#[allow(clippy::too_many_arguments)]
+/// Where and how [`read_and_plan`] reads.
+struct Reading<'a> {
+    state: &'a dyn StateStore,
+    sources: Sources<'a>,
+    /// The second region to read the copy from, when the request asks for one.
+    from_copy: Option<&'a str>,
+    /// The target cluster's region: the snapshots usable are those there.
+    target_region: &'a str,
+    read: &'a ReadOptions,
+}
+
+/// The second half of [`prepare`]: the archive (the primary's or the copy's), checked, and
+/// the plan.
 async fn read_and_plan(
-    state: &dyn StateStore,
-    objects: &dyn ObjectStore,
+    reading: &Reading<'_>,
     request: &RestoreRequest,
-    read: &ReadOptions,
     backup: BackupRecord,
     policy: &crate::domain::policy::Policy,
     allowed: &crate::domain::restore_access::Allowed,
     leased: bool,
 ) -> Result<Prepared, RestoreError> {
-    if leased {
-        // Retention may have started removing it before the lease was taken.
-        source::resolve(state, &request.source_cluster, &BackupSelector::Id { backup_id: backup.backup_id.clone() })
-            .await?;
-    }
+    let backup = if leased {
+        // Retention may have started removing it (or its copy) before the lease was taken.
+        let selector = BackupSelector::Id { backup_id: backup.backup_id.clone() };
+        source::resolve(reading.state, &request.source_cluster, &selector, None).await?
+    } else {
+        backup
+    };
+    let objects = match reading.from_copy {
+        Some(region) => {
+            source::check_copy(&backup, region)?;
+            reading.sources.store_for(request)
+        }
+        None => reading.sources.primary,
+    };
     let manifest = source::manifest(objects, &request.source_cluster, &backup.backup_id).await?;
-    let reading = std::time::Instant::now();
-    let archived = source::read_objects(objects, &manifest, read.clone()).await?;
-    let read_time = reading.elapsed();
+    let started = std::time::Instant::now();
+    let archived = source::read_objects(objects, &manifest, reading.read.clone()).await?;
+    let read_time = started.elapsed();
     let options = PlanOptions {
         restore_id: request.restore_id(),
         backup_id: backup.backup_id.to_string(),
@@ -268,7 +320,7 @@ async fn read_and_plan(
         cluster_scoped: allowed.cluster_scoped,
         volumes: request.volumes,
         keep_node_ports: request.keep_node_ports,
-        snapshots: manifest.snapshots.iter().filter(|s| s.is_ready()).cloned().collect(),
+        snapshots: planner::snapshots_in_region(&manifest.snapshots, backup.replica.as_ref(), reading.target_region),
     };
     let planning = std::time::Instant::now();
     let plan = planner::plan(archived, &options).map_err(|e| refused("InvalidRequest", e.to_string()))?;
@@ -389,7 +441,9 @@ impl Run<'_, '_> {
     async fn write_results(&mut self, results: &Results<'_>) -> Result<(), RestoreError> {
         let key = layout::restore_results_key(&self.record.request.target_cluster, &self.record.restore_id);
         let body = serde_json::to_vec_pretty(results).unwrap_or_default();
-        self.deps.objects.put(&key, stream_from_bytes(body), PutOptions::default()).await?;
+        // Beside what was read: a restore from the copy works while the primary region is down.
+        let store = self.deps.sources().store_for(&self.record.request);
+        store.put(&key, stream_from_bytes(body), PutOptions::default()).await?;
         self.record.results_key = Some(key);
         Ok(())
     }
@@ -454,7 +508,7 @@ async fn run_once(
         run.event(format!("restore {} accepted", run.record.restore_id)).await?;
     }
     let lease = Lease { restore_id: run.record.restore_id.clone(), duration: settings.lease, now: deps.clock.now() };
-    let prepared = match prepare(deps.state, deps.objects, config, request, &settings.read, Some(&lease)).await {
+    let prepared = match prepare(deps.state, deps.sources(), config, request, &settings.read, Some(&lease)).await {
         Ok(p) => p,
         Err(RestoreError::Refused { code, reason }) => {
             run.record.finish(RestorePhase::Failed, Some(format!("{code}: {reason}")), deps.clock.now());

@@ -32,6 +32,7 @@ pub async fn resolve(
     state: &dyn StateStore,
     cluster: &ClusterName,
     selector: &BackupSelector,
+    copy_in: Option<&str>,
 ) -> Result<BackupRecord, RestoreError> {
     match selector {
         BackupSelector::Id { backup_id } => match catalog::get(state, cluster, backup_id).await? {
@@ -45,13 +46,38 @@ pub async fn resolve(
             Some((record, _)) => Ok(record),
         },
         BackupSelector::Latest { before } => {
-            let newest = newest_restorable(catalog::list(state, cluster).await?, *before);
+            let mut records = catalog::list(state, cluster).await?;
+            if let Some(region) = copy_in {
+                records.retain(|r| check_copy(r, region).is_ok());
+            }
+            let newest = newest_restorable(records, *before);
             newest.ok_or_else(|| {
                 let when = before.map(|b| format!(" before {}", b.to_rfc3339())).unwrap_or_default();
-                refused("NoCommittedBackup", format!("cluster {cluster} has no committed backup{when}"))
+                let copied = copy_in.map(|r| format!(" with a complete copy in {r}")).unwrap_or_default();
+                refused("NoCommittedBackup", format!("cluster {cluster} has no committed backup{copied}{when}"))
             })
         }
     }
+}
+
+/// Whether `backup` has a complete copy in `region` that retention is not removing.
+///
+/// # Errors
+/// [`RestoreError::Refused`] (`CopyUnavailable`) saying why not.
+pub fn check_copy(backup: &BackupRecord, region: &str) -> Result<(), RestoreError> {
+    let id = &backup.backup_id;
+    let why = match backup.replica.as_ref().filter(|r| r.region == region) {
+        None => format!("backup {id} has no copy in {region}"),
+        Some(r) if r.removing_since.is_some() || r.removed_at.is_some() => {
+            format!("the copy of backup {id} in {region} was removed by retention")
+        }
+        Some(r) if r.failure.is_some() => {
+            format!("the copy of backup {id} in {region} failed: {}", r.failure.as_deref().unwrap_or_default())
+        }
+        Some(r) if r.replicated_at.is_none() => format!("the copy of backup {id} in {region} is not complete yet"),
+        Some(_) => return Ok(()),
+    };
+    Err(refused("CopyUnavailable", why))
 }
 
 fn newest_restorable(records: Vec<BackupRecord>, before: Option<DateTime<Utc>>) -> Option<BackupRecord> {
