@@ -8,6 +8,7 @@ pub mod archive;
 pub mod catalog;
 pub mod config;
 pub mod domain;
+pub mod errors;
 pub mod holds;
 pub mod layout;
 pub mod ports;
