@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 
 pub mod azurite;
+pub mod emulator;
 pub mod moto;
 
 /// The team's reference data, beside the repository (`../shared/reference`).
