@@ -7,42 +7,23 @@ mod crash;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use lifeboat::app::{AppState, DataDir, Settings, embedded_with_clock};
-use lifeboat::handlers::{self, MessageInput, Outcome, TimerInput, TriggerInput};
-use lifeboat_shared::adapters::sqlite::SqliteQueue;
+use lifeboat::app::AppState;
+use lifeboat::handlers::{self, MessageInput, TimerInput, TriggerInput};
 use lifeboat_shared::archive::{ArchiveReader, ReadOptions};
-use lifeboat_shared::catalog;
 use lifeboat_shared::domain::ids::BackupId;
-use lifeboat_shared::domain::manifest::Manifest;
-use lifeboat_shared::domain::names::ClusterName;
-use lifeboat_shared::domain::policy::Config;
 use lifeboat_shared::domain::records::BackupState;
+use lifeboat_shared::ports::QueueReceiver;
 use lifeboat_shared::ports::object_store::collect_bytes;
-use lifeboat_shared::ports::{ManualClock, QueueReceiver, ReceivedMessage};
-use lifeboat_test_apiserver::{Denial, Options, Running, TestApiServer};
+use lifeboat_test_apiserver::Denial;
 use serde_json::Value;
+use support::world::{World, WorldBuilder, api_server, backup_id, logs};
 
-struct World {
-    server: Running,
-    app: AppState,
-    queue: Arc<SqliteQueue>,
-    clock: Arc<ManualClock>,
-    dir: tempfile::TempDir,
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
-}
-
+/// `prod`: the sample app in `shop`, and a `scratch` namespace the policy excludes; the policy
+/// replicates to `northeurope`, with `spec_extra` added to its spec.
 async fn world(spec_extra: &str) -> World {
-    let server = TestApiServer::start(Options { snapshot_delay: Duration::from_millis(300), ..Options::default() })
-        .await
-        .expect("test API server");
-    server.seed_snapshot_crds().await.expect("snapshot CRDs");
+    let server = api_server(Duration::from_millis(300)).await;
     server.seed_sample_app("shop").await.expect("sample app");
     server
         .store()
@@ -52,97 +33,35 @@ async fn world(spec_extra: &str) -> World {
         .store()
         .create(serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "tmp", "namespace": "scratch"}}))
         .expect("cm");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let yaml = format!(
-        r#"
-apiVersion: lifeboat.io/v1alpha1
-kind: Cluster
-metadata: {{ name: prod }}
-spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }}, tags: {{ git_tag: v1.4.2 }} }}
----
-apiVersion: lifeboat.io/v1alpha1
-kind: BackupPolicy
-metadata: {{ name: hourly }}
-spec:
-  clusters: [prod]
-  schedule: "0 0 * * * *"
-  rpo: 2h
-  retention: {{ keepLast: 24 }}
-  replication: {{ region: northeurope, rpo: 4h }}
-  selection: {{ excludeNamespaces: [scratch] }}
-{spec_extra}
-"#,
-        kubeconfig.display()
-    );
-    let config = Config::from_sources([("policy.yaml", yaml.as_str())]).expect("config");
-    let clock = Arc::new(ManualClock::new(t("2026-11-22T10:00:30Z")));
-    let mut settings = Settings::default();
-    settings.backup.snapshot_poll = Duration::from_secs(2);
-    let (app, queue) =
-        embedded_with_clock(&DataDir::new(&dir.path().join("data")), config, settings, clock.clone()).expect("app");
-    World { server, app, queue, clock, dir }
-}
-
-async fn deliver(w: &World, function: &str, message: &ReceivedMessage) -> Outcome {
-    let def = w.app.function(function).expect("function").clone();
-    let input = MessageInput::from(message);
-    handlers::dispatch(&w.app, &def, TriggerInput::Message(input)).await.unwrap_or_else(|e| panic!("{function}: {e}"))
-}
-
-async fn take_one(w: &World, queue: &str) -> ReceivedMessage {
-    let mut batch = w.queue.receive(queue, 10).await.expect("receive");
-    assert_eq!(batch.len(), 1, "exactly one message on {queue}: {batch:?}");
-    let message = batch.remove(0);
-    w.queue.complete(&message).await.expect("complete");
-    message
-}
-
-fn logs(outcome: &Outcome) -> String {
-    match outcome {
-        Outcome::Done { logs, .. } => logs.join("\n"),
-        other => panic!("expected Done, got {other:?}"),
-    }
+    WorldBuilder::new()
+        .cluster_with("prod", server, "tags: { git_tag: v1.4.2 }")
+        .policy("replication: { region: northeurope, rpo: 4h }")
+        .policy("selection: { excludeNamespaces: [scratch] }")
+        .policy(spec_extra)
+        .build()
 }
 
 /// Runs tick → backup → checks until committed; returns the backup id.
 async fn run_chain(w: &World) -> BackupId {
-    let tick = w.app.function("schedule_tick").expect("tick").clone();
-    handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
-    let request = take_one(w, "backup-requests").await;
-    let outcome = deliver(w, "backup", &request).await;
+    let request = w.request_backup().await;
+    let outcome = w.deliver("backup", &request).await;
     assert!(logs(&outcome).contains("waiting for 1 volume snapshot"), "{outcome:?}");
     // Redelivery of the same request (at least once): nothing is done twice.
-    let again = deliver(w, "backup", &request).await;
+    let again = w.deliver("backup", &request).await;
     assert!(logs(&again).contains("waiting for 1 volume snapshot"), "{again:?}");
-
-    for _ in 0..20 {
-        w.clock.advance(Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_millis(150)).await; // the simulated CSI controller works in real time
-        let mut checks = w.queue.receive("snapshot-checks", 10).await.expect("receive");
-        let Some(check) = checks.pop() else { continue };
-        w.queue.complete(&check).await.expect("complete");
-        let outcome = deliver(w, "snapshot_check", &check).await;
-        if logs(&outcome).contains("committed") {
-            return BackupId::parse("hourly-20261122t100000z").expect("id");
-        }
-    }
-    panic!("the backup never committed");
+    w.commit().await;
+    backup_id()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_scheduled_backup_is_committed_with_every_object_and_its_snapshot() {
     let w = world("").await;
     let id = run_chain(&w).await;
-    let cluster = ClusterName::new("prod").expect("name");
 
-    let (record, _) = catalog::get(w.app.state.as_ref(), &cluster, &id).await.expect("catalog").expect("record");
+    let record = w.backup_record(&id).await.expect("record");
     assert_eq!(record.state, BackupState::Committed);
 
-    let manifest_key = format!("backups/prod/{id}/manifest.json");
-    let (_, body) = w.app.objects.get(&manifest_key, None).await.expect("manifest exists: the commit");
-    let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("manifest JSON");
+    let manifest = w.manifest(&id).await;
     assert_eq!(manifest.cluster_version, "v1.33.5");
     assert_eq!(manifest.cluster_region, "westeurope");
     assert_eq!(manifest.cluster_tags.get("git_tag").map(String::as_str), Some("v1.4.2"), "the cluster's tags");
@@ -158,11 +77,15 @@ async fn a_scheduled_backup_is_committed_with_every_object_and_its_snapshot() {
         handle.starts_with("/subscriptions/") && handle.contains("/providers/Microsoft.Compute/snapshots/"),
         "{handle}"
     );
-    let snapshots = w.server.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop")).expect("list");
+    let snapshots =
+        w.server("prod").store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop")).expect("list");
     assert_eq!(snapshots.len(), 1, "a redelivered request must not snapshot twice");
     let content_name = snapshots[0]["status"]["boundVolumeSnapshotContentName"].as_str().expect("bound");
-    let content =
-        w.server.store().get("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", "", content_name).expect("content");
+    let content = w
+        .server("prod")
+        .store()
+        .get("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", "", content_name)
+        .expect("content");
     assert_eq!(content["spec"]["deletionPolicy"], "Retain", "the snapshot must outlive its namespace: {content}");
 
     // The archive: exactly the manifest's objects, byte for byte.
@@ -213,7 +136,7 @@ async fn a_scheduled_backup_is_committed_with_every_object_and_its_snapshot() {
     assert_eq!(deployment["apiVersion"], "apps/v1");
 
     // Committed, so the copy to the second region is requested.
-    let copy = take_one(&w, "copy-requests").await;
+    let copy = w.take_one("copy-requests").await;
     assert_eq!(copy.message_id, format!("prod.{id}.copy-northeurope.0"));
     drop(w.dir);
 }
@@ -221,22 +144,18 @@ async fn a_scheduled_backup_is_committed_with_every_object_and_its_snapshot() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forbidden_or_missing_volume_snapshot_class_makes_the_backup_partial_not_failed() {
     let w = world("").await;
-    w.server
+    w.server("prod")
         .store()
         .delete("snapshot.storage.k8s.io/v1", "VolumeSnapshotClass", "", "csi-azuredisk-vsc")
         .expect("delete the class");
-    w.server
+    w.server("prod")
         .store()
         .delete("snapshot.storage.k8s.io/v1", "VolumeSnapshotClass", "", "csi-azuredisk-vsc-retain")
         .expect("delete the retaining class");
-    let tick = w.app.function("schedule_tick").expect("tick").clone();
-    handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
-    let request = take_one(&w, "backup-requests").await;
-    let outcome = deliver(&w, "backup", &request).await;
+    let request = w.request_backup().await;
+    let outcome = w.deliver("backup", &request).await;
     assert!(logs(&outcome).contains("committed, partially"), "{outcome:?}");
-    let (_, body) =
-        w.app.objects.get("backups/prod/hourly-20261122t100000z/manifest.json", None).await.expect("manifest");
-    let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("json");
+    let manifest = w.manifest(&backup_id()).await;
     assert!(manifest.is_partial());
     assert!(
         manifest.warnings.iter().any(|w| w.contains("no VolumeSnapshotClass for CSI driver disk.csi.azure.com")),
@@ -249,13 +168,11 @@ async fn a_forbidden_or_missing_volume_snapshot_class_makes_the_backup_partial_n
 async fn a_resource_type_answering_403_is_recorded_and_the_backup_commits_partial() {
     let w = world("").await;
     let user = "system:serviceaccount:lifeboat:lifeboat";
-    w.server.faults().deny(Denial::new("apps", "deployments").verb("list").user(user));
+    w.server("prod").faults().deny(Denial::new("apps", "deployments").verb("list").user(user));
     let id = run_chain(&w).await;
-    let cluster = ClusterName::new("prod").expect("name");
-    let (record, _) = catalog::get(w.app.state.as_ref(), &cluster, &id).await.expect("catalog").expect("record");
+    let record = w.backup_record(&id).await.expect("record");
     assert_eq!(record.state, BackupState::Committed, "the other types and the snapshot are backed up");
-    let (_, body) = w.app.objects.get(&format!("backups/prod/{id}/manifest.json"), None).await.expect("manifest");
-    let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("json");
+    let manifest = w.manifest(&id).await;
     assert!(manifest.is_partial());
     let reason = format!(
         "deployments.apps is forbidden: User \"{user}\" cannot list resource \"deployments\" in API group \"apps\""
@@ -265,7 +182,7 @@ async fn a_resource_type_answering_403_is_recorded_and_the_backup_commits_partia
     assert!(manifest.objects.iter().any(|o| o.path == "resources/statefulsets.apps/namespaces/shop/db.json"));
     assert_eq!(manifest.snapshots.len(), 1);
 
-    let data = w.dir.path().join("data");
+    let data = w.data();
     let list = |json: bool| {
         let mut args = vec!["backups", "list", "--data", data.to_str().expect("path")];
         if json {
@@ -293,10 +210,8 @@ async fn a_resource_type_answering_403_is_recorded_and_the_backup_commits_partia
 async fn an_api_server_that_stays_down_is_retried_then_the_backup_fails_with_the_reason() {
     let w = world("").await;
     use lifeboat_test_apiserver::{Fault, FaultRule};
-    w.server.faults().inject(FaultRule::new(Fault::InternalError).times(1000));
-    let tick = w.app.function("schedule_tick").expect("tick").clone();
-    handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
-    let request = take_one(&w, "backup-requests").await;
+    w.server("prod").faults().inject(FaultRule::new(Fault::InternalError).times(1000));
+    let request = w.request_backup().await;
     let def = w.app.function("backup").expect("backup").clone();
     let input = MessageInput {
         queue: request.queue.clone(),
@@ -311,13 +226,9 @@ async fn an_api_server_that_stays_down_is_retried_then_the_backup_fails_with_the
         w.app.objects.head("backups/prod/hourly-20261122t100000z/manifest.json").await.is_err(),
         "nothing committed"
     );
-    let id = BackupId::parse("hourly-20261122t100000z").expect("id");
-    let cluster = ClusterName::new("prod").expect("name");
-    let state = |w: &World| {
-        let (state, id, cluster) = (w.app.state.clone(), id.clone(), cluster.clone());
-        async move { catalog::get(state.as_ref(), &cluster, &id).await.expect("catalog").map(|(r, _)| r) }
-    };
-    assert_ne!(state(&w).await.map(|r| r.state), Some(BackupState::Failed), "not failed while retries remain");
+    let id = backup_id();
+    let record = w.backup_record(&id).await;
+    assert_ne!(record.map(|r| r.state), Some(BackupState::Failed), "not failed while retries remain");
 
     // The last delivery the queue allows: the backup fails for good, with the reason.
     let last = w.app.settings.backup.give_up_after_deliveries;
@@ -331,7 +242,7 @@ async fn an_api_server_that_stays_down_is_retried_then_the_backup_fails_with_the
     let outcome =
         handlers::dispatch(&w.app, &def, TriggerInput::Message(input)).await.expect("handled: no more retries");
     assert!(logs(&outcome).contains("failed"), "{outcome:?}");
-    let record = state(&w).await.expect("record");
+    let record = w.backup_record(&id).await.expect("record");
     assert_eq!(record.state, BackupState::Failed);
     let reason = record.failure.unwrap_or_default();
     assert!(reason.contains("injected fault: internal error"), "{reason}");
@@ -340,16 +251,15 @@ async fn an_api_server_that_stays_down_is_retried_then_the_backup_fails_with_the
         w.app.objects.head("backups/prod/hourly-20261122t100000z/manifest.json").await.is_err(),
         "nothing committed"
     );
-    w.server.faults().clear();
+    w.server("prod").faults().clear();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_encrypted_policy_writes_an_archive_only_its_identity_opens() {
     let (secret, public) = lifeboat_shared::archive::generate_identity();
-    let w = world(&format!("  encryption: {{ ageRecipients: [{public}] }}")).await;
+    let w = world(&format!("encryption: {{ ageRecipients: [{public}] }}")).await;
     let id = run_chain(&w).await;
-    let (_, body) = w.app.objects.get(&format!("backups/prod/{id}/manifest.json"), None).await.expect("manifest");
-    let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("json");
+    let manifest = w.manifest(&id).await;
     let encryption = manifest.archive.encryption.as_ref().expect("the manifest says how it is encrypted");
     assert_eq!((encryption.format.as_str(), encryption.recipients.clone()), ("age", vec![public.clone()]));
     let (_, body) = w.app.objects.get(&manifest.archive.key, None).await.expect("archive");
@@ -373,8 +283,7 @@ async fn an_encrypted_policy_writes_an_archive_only_its_identity_opens() {
 /// Delivers ticks and messages with `app` until the backup settles; failed deliveries are
 /// abandoned and come back, as Service Bus would redeliver them.
 async fn drive(w: &World, app: &AppState) -> Option<BackupState> {
-    let id = BackupId::parse("hourly-20261122t100000z").expect("id");
-    let cluster = ClusterName::new("prod").expect("name");
+    let id = backup_id();
     for _ in 0..40 {
         let tick = app.function("schedule_tick").expect("tick").clone();
         let _ = handlers::dispatch(app, &tick, TriggerInput::Timer(TimerInput::default())).await;
@@ -388,7 +297,7 @@ async fn drive(w: &World, app: &AppState) -> Option<BackupState> {
                 }
             }
         }
-        let state = catalog::get(w.app.state.as_ref(), &cluster, &id).await.expect("catalog").map(|(r, _)| r.state);
+        let state = w.backup_record(&id).await.map(|r| r.state);
         if matches!(state, Some(BackupState::Committed | BackupState::Failed)) {
             return state;
         }
@@ -404,26 +313,19 @@ async fn crash_at(n: usize, when: crash::When, spec_extra: &str) -> bool {
     use crash::*;
     let w = world(spec_extra).await;
     let c = Crash::new(n, when);
-    let mut app = w.app.clone();
-    app.state = Arc::new(CrashingState(Arc::clone(&w.app.state), Arc::clone(&c)));
-    app.objects = Arc::new(CrashingObjects(Arc::clone(&w.app.objects), Arc::clone(&c)));
-    app.bus = Arc::new(CrashingBus(Arc::clone(&w.app.bus), Arc::clone(&c)));
-    app.clusters = Arc::new(CrashingConnector(Arc::clone(&w.app.clusters), Arc::clone(&c)));
+    let app = crashing(&w.app, &c);
     let state = drive(&w, &app).await;
     if !c.tripped() {
         return false;
     }
     let what = format!("crash {when:?} write {n}");
     if state != Some(BackupState::Committed) {
-        let cluster = ClusterName::new("prod").expect("name");
-        let id = BackupId::parse("hourly-20261122t100000z").expect("id");
-        let record = catalog::get(w.app.state.as_ref(), &cluster, &id).await.expect("catalog").map(|(r, _)| r);
+        let record = w.backup_record(&backup_id()).await;
         panic!("{what}: the backup did not settle as committed: {:?}", record.map(|r| (r.state, r.failure)));
     }
-    let (_, body) =
-        w.app.objects.get("backups/prod/hourly-20261122t100000z/manifest.json", None).await.expect("manifest");
-    let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("json");
-    let snapshots = w.server.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop")).expect("list");
+    let manifest = w.manifest(&backup_id()).await;
+    let snapshots =
+        w.server("prod").store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop")).expect("list");
     assert_eq!(snapshots.len(), 1, "{what}: snapshots were duplicated");
     assert_eq!(manifest.snapshots.len(), 1, "{what}");
     assert!(manifest.snapshots[0].handle.is_some(), "{what}: a snapshot was left unrecorded: {:?}", manifest.snapshots);
@@ -439,7 +341,7 @@ async fn a_crash_at_any_write_is_finished_by_redelivery_with_nothing_doubled() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_backup_crashed_at_any_write_is_finished_by_redelivery_with_nothing_doubled() {
     // Split, parts, joins and checks: more writes than unsharded.
-    crash_at_every_write("  shards: 3", 40).await;
+    crash_at_every_write("shards: 3", 40).await;
 }
 
 async fn crash_at_every_write(spec_extra: &str, at_least: usize) {

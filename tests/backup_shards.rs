@@ -6,44 +6,20 @@
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use lifeboat::app::{AppState, DataDir, Settings, embedded_with_clock};
-use lifeboat::handlers::{self, MessageInput, Outcome, TimerInput, TriggerInput};
-use lifeboat_shared::adapters::sqlite::SqliteQueue;
 use lifeboat_shared::archive::{ArchiveReader, ReadOptions};
-use lifeboat_shared::catalog;
 use lifeboat_shared::domain::ids::BackupId;
-use lifeboat_shared::domain::manifest::Manifest;
-use lifeboat_shared::domain::names::ClusterName;
-use lifeboat_shared::domain::policy::Config;
 use lifeboat_shared::domain::records::BackupState;
 use lifeboat_shared::domain::shards::Shard;
+use lifeboat_shared::ports::ReceivedMessage;
 use lifeboat_shared::ports::object_store::collect_bytes;
-use lifeboat_shared::ports::{ManualClock, QueueReceiver, ReceivedMessage};
-use lifeboat_test_apiserver::{Options, Running, TestApiServer};
+use support::world::{World, WorldBuilder, api_server, backup_id, logs};
 
 const TEAMS: usize = 8;
 
-struct World {
-    server: Running,
-    app: AppState,
-    queue: Arc<SqliteQueue>,
-    clock: Arc<ManualClock>,
-    identity: String,
-    _dir: tempfile::TempDir,
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
-}
-
 async fn world() -> World {
-    let server = TestApiServer::start(Options { snapshot_delay: Duration::from_millis(300), ..Options::default() })
-        .await
-        .expect("test API server");
+    let server = api_server(Duration::from_millis(300)).await;
     // A stateful app, and team namespaces spread over the parts, each binding the same
     // ClusterRole: a cluster-scoped object several parts need, kept once.
     server.seed_sample_app("shop").await.expect("shop");
@@ -69,55 +45,12 @@ async fn world() -> World {
                 "subjects": [{"kind": "Group", "apiGroup": "rbac.authorization.k8s.io", "name": "devs"}]}))
             .expect("role binding");
     }
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    // Not encrypted: the join reads the parts back and holds no identity, so a policy that
-    // encrypts cannot be sharded yet (the configuration refuses it; see policy.rs).
-    let (identity, _recipient) = lifeboat_shared::archive::generate_identity();
-    let yaml = format!(
-        r#"
-apiVersion: lifeboat.io/v1alpha1
-kind: Cluster
-metadata: {{ name: prod }}
-spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }} }}
----
-apiVersion: lifeboat.io/v1alpha1
-kind: BackupPolicy
-metadata: {{ name: hourly }}
-spec:
-  clusters: [prod]
-  schedule: "0 0 * * * *"
-  rpo: 2h
-  retention: {{ keepLast: 24 }}
-  shards: 3
-"#,
-        kubeconfig.display()
-    );
-    let config = Config::from_sources([("policy.yaml", yaml.as_str())]).expect("config");
-    let clock = Arc::new(ManualClock::new(t("2026-11-22T10:00:30Z")));
-    let mut settings = Settings::default();
-    settings.backup.snapshot_poll = Duration::from_secs(2);
-    let (app, queue) =
-        embedded_with_clock(&DataDir::new(&dir.path().join("data")), config, settings, clock.clone()).expect("app");
-    World { server, app, queue, clock, identity, _dir: dir }
+    WorldBuilder::new().cluster("prod", server).policy("shards: 3").build()
 }
 
+/// Delivers `message` to `function`: its log.
 async fn deliver(w: &World, function: &str, message: &ReceivedMessage) -> String {
-    let def = w.app.function(function).expect("function").clone();
-    let input = MessageInput::from(message);
-    match handlers::dispatch(&w.app, &def, TriggerInput::Message(input)).await {
-        Ok(Outcome::Done { logs, .. }) => logs.join("\n"),
-        other => panic!("{function}: expected Done, got {other:?}"),
-    }
-}
-
-async fn take_all(w: &World, queue: &str) -> Vec<ReceivedMessage> {
-    let batch = w.queue.receive(queue, 50).await.expect("receive");
-    for m in &batch {
-        w.queue.complete(m).await.expect("complete");
-    }
-    batch
+    logs(&w.deliver(function, message).await)
 }
 
 fn body(m: &ReceivedMessage) -> serde_json::Value {
@@ -126,15 +59,11 @@ fn body(m: &ReceivedMessage) -> serde_json::Value {
 
 /// Tick → split → parts (each with its join) → checks until committed.
 async fn run_sharded_chain(w: &World) -> BackupId {
-    let tick = w.app.function("schedule_tick").expect("tick").clone();
-    handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
-    let mut requests = take_all(w, "backup-requests").await;
-    assert_eq!(requests.len(), 1);
-    let request = requests.remove(0);
+    let request = w.request_backup().await;
     assert!(deliver(w, "backup", &request).await.contains("split into 3 parts"));
     assert!(deliver(w, "backup", &request).await.contains("split into 3 parts"), "redelivery repeats the split");
 
-    let parts = take_all(w, "backup-requests").await;
+    let parts = w.take("backup-requests").await;
     assert_eq!(parts.len(), 3, "one message per part, the resend dropped as a duplicate");
     let mut indexes: Vec<u64> =
         parts.iter().map(|p| body(p)["step"]["shard"]["index"].as_u64().expect("a part")).collect();
@@ -146,7 +75,7 @@ async fn run_sharded_chain(w: &World) -> BackupId {
         assert!(logs.contains("written"), "{logs}");
         // Redelivery of a finished part asks for its join again and exports nothing.
         assert!(deliver(w, "backup", part).await.contains("written"));
-        let joins = take_all(w, "backup-requests").await;
+        let joins = w.take("backup-requests").await;
         assert_eq!(joins.len(), 1, "one join per part (the resend is a duplicate)");
         assert!(body(&joins[0])["step"]["join"].is_object(), "{:?}", body(&joins[0]));
         let joined = deliver(w, "backup", &joins[0]).await;
@@ -159,27 +88,18 @@ async fn run_sharded_chain(w: &World) -> BackupId {
         }
     }
 
-    for _ in 0..20 {
-        w.clock.advance(Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_millis(150)).await; // the simulated CSI controller works in real time
-        let Some(check) = take_all(w, "snapshot-checks").await.pop() else { continue };
-        if deliver(w, "snapshot_check", &check).await.contains("committed") {
-            return BackupId::parse("hourly-20261122t100000z").expect("id");
-        }
-    }
-    panic!("the backup never committed");
+    w.commit().await;
+    backup_id()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_sharded_backup_commits_one_archive_with_every_object_once_and_every_snapshot() {
     let w = world().await;
     let id = run_sharded_chain(&w).await;
-    let cluster = ClusterName::new("prod").expect("name");
-    let (record, _) = catalog::get(w.app.state.as_ref(), &cluster, &id).await.expect("catalog").expect("record");
+    let record = w.backup_record(&id).await.expect("record");
     assert_eq!(record.state, BackupState::Committed);
 
-    let (_, manifest) = w.app.objects.get(&format!("backups/prod/{id}/manifest.json"), None).await.expect("manifest");
-    let manifest: Manifest = serde_json::from_slice(&collect_bytes(manifest).await.expect("read")).expect("JSON");
+    let manifest = w.manifest(&id).await;
     assert!(manifest.warnings.is_empty(), "{:?}", manifest.warnings);
     assert_eq!(manifest.archive.key, format!("backups/prod/{id}/resources.tar.zst"), "one archive, as unsharded");
 
@@ -187,15 +107,18 @@ async fn a_sharded_backup_commits_one_archive_with_every_object_once_and_every_s
     let pvcs: Vec<(&str, &str)> = manifest.snapshots.iter().map(|s| (s.namespace.as_str(), s.pvc.as_str())).collect();
     assert_eq!(pvcs, [("shop", "data-db-0")]);
     assert!(manifest.snapshots.iter().all(|s| s.handle.is_some()), "{:?}", manifest.snapshots);
-    let vs = w.server.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop")).expect("list");
+    let vs = w.server("prod").store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop")).expect("list");
     assert_eq!(vs.len(), 1, "redelivered parts must not snapshot twice");
 
     // The archive: every manifest object exactly once, byte for byte.
     let (_, archive) = w.app.objects.get(&manifest.archive.key, None).await.expect("archive");
     let bytes = collect_bytes(archive).await.expect("read archive");
     assert_eq!(bytes.len() as u64, manifest.archive.stored_bytes);
+    // Not encrypted: the join reads the parts back and holds no identity, so a policy that
+    // encrypts cannot be sharded yet (the configuration refuses it; see policy.rs).
     assert!(manifest.archive.encryption.is_none(), "the policy does not encrypt");
-    let options = ReadOptions { identities: vec![w.identity.clone()], ..ReadOptions::default() };
+    let (identity, _recipient) = lifeboat_shared::archive::generate_identity();
+    let options = ReadOptions { identities: vec![identity], ..ReadOptions::default() };
     let mut reader = ArchiveReader::new(bytes.as_slice(), &options).expect("reader");
     assert!(!reader.is_encrypted());
     let mut in_archive = BTreeMap::new();

@@ -8,47 +8,20 @@ mod crash;
 mod support;
 
 use std::collections::BTreeSet;
-use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
-use lifeboat::app::{AppState, DataDir, Settings, embedded_with_clock};
-use lifeboat::handlers::{self, MessageInput, Outcome, TimerInput, TriggerInput};
-use lifeboat_shared::adapters::sqlite::SqliteQueue;
+use chrono::DateTime;
+use lifeboat::app::AppState;
+use lifeboat::handlers::{self, Outcome, TimerInput, TriggerInput};
 use lifeboat_shared::domain::manifest::Manifest;
 use lifeboat_shared::domain::messages::{Message, RestoreEvent, RestorePhase, RestoreRequest, decode, encode};
-use lifeboat_shared::domain::policy::Config;
 use lifeboat_shared::domain::records::RestoreRecord;
 use lifeboat_shared::ports::object_store::{PutOptions, collect_bytes, stream_from_bytes};
-use lifeboat_shared::ports::{Clock, ManualClock, OutgoingMessage, QueueReceiver, ReceivedMessage};
+use lifeboat_shared::ports::{Clock, OutgoingMessage};
 use lifeboat_shared::restores;
-use lifeboat_test_apiserver::{Options, Running, TestApiServer};
+use lifeboat_test_apiserver::Running;
 use serde_json::{Value, json};
-
-const BACKUP_ID: &str = "hourly-20261122t100000z";
-
-struct World {
-    prod: Running,
-    dr: Running,
-    app: AppState,
-    queue: Arc<SqliteQueue>,
-    clock: Arc<ManualClock>,
-    config_file: std::path::PathBuf,
-    data: std::path::PathBuf,
-    _dir: tempfile::TempDir,
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
-}
-
-async fn server() -> Running {
-    let server = TestApiServer::start(Options { snapshot_delay: Duration::from_millis(200), ..Options::default() })
-        .await
-        .expect("test API server");
-    server.seed_snapshot_crds().await.expect("snapshot CRDs");
-    server
-}
+use support::world::{BACKUP_ID, World, WorldBuilder, api_server, handle};
 
 /// Two clusters: `prod` with the sample app in `shop`, and an empty `dr`; a policy that backs
 /// up `shop` and allows restores back into prod's `shop*` namespaces and into any `*-restore`
@@ -57,89 +30,25 @@ async fn world() -> World {
     world_with("").await
 }
 
-/// [`world`] with `spec_extra` appended to the policy's spec.
+/// [`world`] with `spec_extra` added to the policy's spec; the backup taken.
 async fn world_with(spec_extra: &str) -> World {
-    let prod = server().await;
+    let prod = api_server(Duration::from_millis(200)).await;
     prod.seed_sample_app("shop").await.expect("sample app");
-    let dr = server().await;
-    let dir = tempfile::tempdir().expect("tempdir");
-    let (prod_kc, dr_kc) = (dir.path().join("prod.kubeconfig"), dir.path().join("dr.kubeconfig"));
-    prod.write_kubeconfig(&prod_kc).expect("kubeconfig");
-    dr.write_kubeconfig(&dr_kc).expect("kubeconfig");
-    let yaml = format!(
-        r#"
-apiVersion: lifeboat.io/v1alpha1
-kind: Cluster
-metadata: {{ name: prod }}
-spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }} }}
----
-apiVersion: lifeboat.io/v1alpha1
-kind: Cluster
-metadata: {{ name: dr }}
-spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }} }}
----
-apiVersion: lifeboat.io/v1alpha1
-kind: BackupPolicy
-metadata: {{ name: hourly }}
-spec:
-  clusters: [prod]
-  schedule: "0 0 * * * *"
-  rpo: 2h
-  retention: {{ keepLast: 24 }}
-  selection: {{ includeNamespaces: [shop] }}
-  restores:
-  - {{ clusters: [prod], namespaces: ["shop*"] }}
-  - {{ clusters: [dr], namespaces: ["*-restore"], clusterScoped: true }}
-{spec_extra}
-"#,
-        prod_kc.display(),
-        dr_kc.display()
-    );
-    let config_file = dir.path().join("lifeboat.yaml");
-    std::fs::write(&config_file, &yaml).expect("config file");
-    let config = Config::from_sources([("lifeboat.yaml", yaml.as_str())]).expect("config");
-    let clock = Arc::new(ManualClock::new(t("2026-11-22T10:00:30Z")));
-    let mut settings = Settings::default();
-    settings.backup.snapshot_poll = Duration::from_secs(2);
-    settings.restore.ready_poll = Duration::from_millis(100);
-    let data = dir.path().join("data");
-    let (app, queue) = embedded_with_clock(&DataDir::new(&data), config, settings, clock.clone()).expect("app");
-    let w = World { prod, dr, app, queue, clock, config_file, data, _dir: dir };
-    backup(&w).await;
+    let dr = api_server(Duration::from_millis(200)).await;
+    let w = WorldBuilder::new()
+        .cluster("prod", prod)
+        .cluster("dr", dr)
+        .policy("selection: { includeNamespaces: [shop] }")
+        .policy("restores:")
+        .policy(r#"- { clusters: [prod], namespaces: ["shop*"] }"#)
+        .policy(r#"- { clusters: [dr], namespaces: ["*-restore"], clusterScoped: true }"#)
+        .policy(spec_extra)
+        .settings(|s| s.restore.ready_poll = Duration::from_millis(100))
+        .build();
+    let request = w.request_backup().await;
+    w.deliver("backup", &request).await;
+    w.commit().await;
     w
-}
-
-async fn deliver(app: &AppState, function: &str, message: &ReceivedMessage) -> Result<Outcome, String> {
-    let def = app.function(function).expect("function").clone();
-    handlers::dispatch(app, &def, TriggerInput::Message(MessageInput::from(message))).await.map_err(|e| e.to_string())
-}
-
-async fn take(w: &World, queue: &str) -> Vec<ReceivedMessage> {
-    let batch = w.queue.receive(queue, 100).await.expect("receive");
-    for m in &batch {
-        w.queue.complete(m).await.expect("complete");
-    }
-    batch
-}
-
-/// The backup chain, driven by hand: tick → backup → checks until committed.
-async fn backup(w: &World) {
-    let tick = w.app.function("schedule_tick").expect("tick").clone();
-    handlers::dispatch(&w.app, &tick, TriggerInput::Timer(TimerInput::default())).await.expect("tick");
-    for request in take(w, "backup-requests").await {
-        deliver(&w.app, "backup", &request).await.expect("backup");
-    }
-    for _ in 0..30 {
-        w.clock.advance(Duration::from_secs(60));
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        for check in take(w, "snapshot-checks").await {
-            let outcome = deliver(&w.app, "snapshot_check", &check).await.expect("check");
-            if format!("{outcome:?}").contains("committed") {
-                return;
-            }
-        }
-    }
-    panic!("the backup never committed");
 }
 
 fn request(extra: Value) -> RestoreRequest {
@@ -157,9 +66,9 @@ fn request(extra: Value) -> RestoreRequest {
 async fn submit(w: &World, app: &AppState, request: &RestoreRequest) -> Result<Outcome, String> {
     let message = OutgoingMessage::json(RestoreRequest::QUEUE.name(), request.message_id(), encode(request));
     w.app.bus.send(message).await.expect("send");
-    let mut batch = take(w, "restore-requests").await;
+    let mut batch = w.take("restore-requests").await;
     assert_eq!(batch.len(), 1, "one request on the queue");
-    deliver(app, "restore", &batch.remove(0)).await
+    handle(app, "restore", &batch.remove(0)).await
 }
 
 async fn record(w: &World, request: &RestoreRequest) -> RestoreRecord {
@@ -171,7 +80,7 @@ async fn record(w: &World, request: &RestoreRequest) -> RestoreRecord {
 }
 
 async fn events(w: &World) -> Vec<RestoreEvent> {
-    take(w, "restore-events").await.iter().map(|m| decode(&m.body).expect("event")).collect()
+    w.take("restore-events").await.iter().map(|m| decode(&m.body).expect("event")).collect()
 }
 
 /// Fields the API server owns, and Lifeboat's own labels: what may differ after a restore.
@@ -229,7 +138,7 @@ async fn delete_namespace(server: &Running, namespace: &str) {
 }
 
 fn manifest_handle(w: &World) -> String {
-    let path = w.data.join(format!("objects/backups/prod/{BACKUP_ID}/manifest.json"));
+    let path = w.data().join(format!("objects/backups/prod/{BACKUP_ID}/manifest.json"));
     let manifest: Manifest = serde_json::from_slice(&std::fs::read(path).expect("manifest")).expect("json");
     manifest.snapshots[0].handle.clone().expect("the backup recorded a snapshot handle")
 }
@@ -250,17 +159,17 @@ fn restored_handle(server: &Running, namespace: &str, pvc: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_deleted_namespace_comes_back_object_for_object_with_its_volume() {
     let w = world().await;
-    let before = objects_of(&w.prod, "shop");
+    let before = objects_of(w.server("prod"), "shop");
     assert!(before.len() >= 9, "the sample app is realistic: {}", before.len());
-    delete_namespace(&w.prod, "shop").await;
+    delete_namespace(w.server("prod"), "shop").await;
 
     let req = request(json!({"wait": {"deadline": "30s"}}));
     let outcome = submit(&w, &w.app, &req).await.expect("restore");
     let text = format!("{outcome:?}");
-    let snapshots = || w.prod.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop"));
+    let snapshots = || w.server("prod").store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", Some("shop"));
     assert!(text.contains("completed"), "{text}\nsnapshots: {:?}", snapshots());
 
-    let after = objects_of(&w.prod, "shop");
+    let after = objects_of(w.server("prod"), "shop");
     assert_eq!(after.len(), before.len(), "every object is back, once");
     for original in &before {
         let name = original["metadata"]["name"].as_str().expect("name");
@@ -282,19 +191,19 @@ async fn a_deleted_namespace_comes_back_object_for_object_with_its_volume() {
         assert_eq!(restored["metadata"]["labels"]["lifeboat.io/restore-id"], req.restore_id(), "{kind} {name}");
     }
     // Owned objects come back through their controllers, not from the archive.
-    let rs = w.prod.store().list("apps/v1", "ReplicaSet", Some("shop")).expect("list");
+    let rs = w.server("prod").store().list("apps/v1", "ReplicaSet", Some("shop")).expect("list");
     assert!(rs.iter().all(|r| r["metadata"]["labels"].get("lifeboat.io/restore-id").is_none()), "{rs:?}");
 
     // The volume: a new claim from a snapshot of the recorded handle (it outlived the namespace
     // its VolumeSnapshot was in), bound to a volume provisioned from it.
-    assert_eq!(restored_handle(&w.prod, "shop", "data-db-0"), manifest_handle(&w));
-    let claim = w.prod.store().get("v1", "PersistentVolumeClaim", "shop", "data-db-0").expect("claim");
+    assert_eq!(restored_handle(w.server("prod"), "shop", "data-db-0"), manifest_handle(&w));
+    let claim = w.server("prod").store().get("v1", "PersistentVolumeClaim", "shop", "data-db-0").expect("claim");
     assert_eq!(claim["status"]["phase"], "Bound", "{claim}");
     let volume = claim["spec"]["volumeName"].as_str().expect("bound to a volume");
-    let pv = w.prod.store().get("v1", "PersistentVolume", "", volume).expect("provisioned volume");
+    let pv = w.server("prod").store().get("v1", "PersistentVolume", "", volume).expect("provisioned volume");
     assert!(pv.to_string().contains(&manifest_handle(&w)), "the volume comes from the snapshot: {pv}");
     // Waiting for workloads: they were ready before the restore reported.
-    let web = w.prod.store().get("apps/v1", "Deployment", "shop", "web").expect("deployment");
+    let web = w.server("prod").store().get("apps/v1", "Deployment", "shop", "web").expect("deployment");
     assert_eq!(web["status"]["readyReplicas"], web["spec"]["replicas"], "{web}");
 
     let r = record(&w, &req).await;
@@ -319,13 +228,13 @@ async fn a_deleted_namespace_comes_back_object_for_object_with_its_volume() {
     assert!(leases.is_empty(), "{leases:?}");
 
     // The same request sent again (after the queue's duplicate detection window) does nothing.
-    let rv = w.prod.store().resource_version();
+    let rv = w.server("prod").store().resource_version();
     let resent =
         OutgoingMessage::json(RestoreRequest::QUEUE.name(), format!("{}-resent", req.message_id()), encode(&req));
     w.app.bus.send(resent).await.expect("send");
-    let again = deliver(&w.app, "restore", &take(&w, "restore-requests").await[0]).await.expect("duplicate");
+    let again = handle(&w.app, "restore", &w.take("restore-requests").await[0]).await.expect("duplicate");
     assert!(format!("{again:?}").contains("already ended"), "{again:?}");
-    assert_eq!(w.prod.store().resource_version(), rv, "a duplicate wrote to the cluster");
+    assert_eq!(w.server("prod").store().resource_version(), rv, "a duplicate wrote to the cluster");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -337,27 +246,36 @@ async fn a_namespace_restored_under_another_name_into_another_cluster() {
     let outcome = submit(&w, &w.app, &req).await.expect("restore");
     assert!(format!("{outcome:?}").contains("completed"), "{outcome:?}");
 
-    let original = objects_of(&w.prod, "shop");
-    let restored = objects_of(&w.dr, "shop-restore");
+    let original = objects_of(w.server("prod"), "shop");
+    let restored = objects_of(w.server("dr"), "shop-restore");
     assert_eq!(restored.len(), original.len(), "custom resources included, after their CRD");
-    let binding =
-        w.dr.store().get("rbac.authorization.k8s.io/v1", "RoleBinding", "shop-restore", "web-reader").expect("binding");
+    let binding = w
+        .server("dr")
+        .store()
+        .get("rbac.authorization.k8s.io/v1", "RoleBinding", "shop-restore", "web-reader")
+        .expect("binding");
     assert_eq!(binding["subjects"][0]["namespace"], "shop-restore", "subjects follow the mapping");
-    let config = w.dr.store().get("v1", "ConfigMap", "shop-restore", "web-config").expect("config map");
-    let source = w.prod.store().get("v1", "ConfigMap", "shop", "web-config").expect("config map");
+    let config = w.server("dr").store().get("v1", "ConfigMap", "shop-restore", "web-config").expect("config map");
+    let source = w.server("prod").store().get("v1", "ConfigMap", "shop", "web-config").expect("config map");
     assert_eq!(config["data"], source["data"]);
-    assert!(w.dr.store().get("storage.k8s.io/v1", "StorageClass", "", "managed-csi").is_ok(), "cluster-scoped");
-    assert_eq!(restored_handle(&w.dr, "shop-restore", "data-db-0"), manifest_handle(&w));
-    assert!(w.dr.store().get("v1", "Namespace", "", "shop").is_err(), "nothing lands in the unmapped namespace");
+    assert!(
+        w.server("dr").store().get("storage.k8s.io/v1", "StorageClass", "", "managed-csi").is_ok(),
+        "cluster-scoped"
+    );
+    assert_eq!(restored_handle(w.server("dr"), "shop-restore", "data-db-0"), manifest_handle(&w));
+    assert!(
+        w.server("dr").store().get("v1", "Namespace", "", "shop").is_err(),
+        "nothing lands in the unmapped namespace"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_conflict_policy_meets_existing_objects_as_asked() {
     let w = world().await;
-    let original = w.prod.store().get("v1", "ConfigMap", "shop", "web-config").expect("config map");
+    let original = w.server("prod").store().get("v1", "ConfigMap", "shop", "web-config").expect("config map");
     let mut changed = original.clone();
     changed["data"] = json!({"changed": "by hand"});
-    w.prod.store().update(changed).expect("change it");
+    w.server("prod").store().update(changed).expect("change it");
     let only_config = json!({"includeResources": ["configmaps"]});
 
     let mut skip = request(only_config.clone());
@@ -366,7 +284,7 @@ async fn each_conflict_policy_meets_existing_objects_as_asked() {
     let r = record(&w, &skip).await;
     assert_eq!((r.phase, r.counts.failed), (RestorePhase::Completed, 0), "{r:?}");
     assert!(r.counts.unchanged >= 1, "{r:?}");
-    let now = w.prod.store().get("v1", "ConfigMap", "shop", "web-config").expect("cm");
+    let now = w.server("prod").store().get("v1", "ConfigMap", "shop", "web-config").expect("cm");
     assert_eq!(now["data"], json!({"changed": "by hand"}), "skip leaves the existing object alone");
 
     let mut fail = request(only_config.clone());
@@ -382,7 +300,7 @@ async fn each_conflict_policy_meets_existing_objects_as_asked() {
     let r = record(&w, &update).await;
     assert_eq!((r.phase, r.counts.failed), (RestorePhase::Completed, 0), "{r:?}");
     assert!(r.counts.updated >= 1, "{r:?}");
-    let now = w.prod.store().get("v1", "ConfigMap", "shop", "web-config").expect("cm");
+    let now = w.server("prod").store().get("v1", "ConfigMap", "shop", "web-config").expect("cm");
     assert_eq!(now["data"], original["data"], "update puts the backed-up data back");
 }
 
@@ -401,14 +319,14 @@ async fn refused_requests_are_dead_lettered_with_a_reason_and_write_nothing() {
         ("NothingToRestore", request(json!({"includeNamespaces": ["shop-typo"]}))),
     ];
     for (code, req) in cases {
-        let (prod_rv, dr_rv) = (w.prod.store().resource_version(), w.dr.store().resource_version());
+        let (prod_rv, dr_rv) = (w.server("prod").store().resource_version(), w.server("dr").store().resource_version());
         let outcome = submit(&w, &w.app, &req).await.expect("handled");
         match &outcome {
             Outcome::DeadLetter { reason, .. } => assert_eq!(reason, code, "{outcome:?}"),
             other => panic!("{code}: expected a dead letter, got {other:?}"),
         }
-        assert_eq!(w.prod.store().resource_version(), prod_rv, "{code}: prod was written to");
-        assert_eq!(w.dr.store().resource_version(), dr_rv, "{code}: dr was written to");
+        assert_eq!(w.server("prod").store().resource_version(), prod_rv, "{code}: prod was written to");
+        assert_eq!(w.server("dr").store().resource_version(), dr_rv, "{code}: dr was written to");
         let r = record(&w, &req).await;
         assert_eq!(r.phase, RestorePhase::Failed, "{code}: {r:?}");
         let events = events(&w).await;
@@ -422,10 +340,10 @@ async fn refused_requests_are_dead_lettered_with_a_reason_and_write_nothing() {
     tampered["objects"][3]["sha256"] = json!("0".repeat(64));
     let put = |v: Vec<u8>| w.app.objects.put(&manifest_key, stream_from_bytes(v), PutOptions::default());
     put(serde_json::to_vec(&tampered).expect("json")).await.expect("tamper");
-    let prod_rv = w.prod.store().resource_version();
+    let prod_rv = w.server("prod").store().resource_version();
     let outcome = submit(&w, &w.app, &request(json!({}))).await.expect("handled");
     assert!(matches!(&outcome, Outcome::DeadLetter { reason, .. } if reason == "DigestMismatch"), "{outcome:?}");
-    assert_eq!(w.prod.store().resource_version(), prod_rv);
+    assert_eq!(w.server("prod").store().resource_version(), prod_rv);
 
     // A manifest of a format this build does not know.
     let mut future: Value = serde_json::from_slice(&good).expect("json");
@@ -433,25 +351,25 @@ async fn refused_requests_are_dead_lettered_with_a_reason_and_write_nothing() {
     put(serde_json::to_vec(&future).expect("json")).await.expect("future format");
     let outcome = submit(&w, &w.app, &request(json!({}))).await.expect("handled");
     assert!(matches!(&outcome, Outcome::DeadLetter { reason, .. } if reason == "UnknownFormat"), "{outcome:?}");
-    assert_eq!(w.prod.store().resource_version(), prod_rv);
+    assert_eq!(w.server("prod").store().resource_version(), prod_rv);
 
     // Not a request at all.
     let message = OutgoingMessage::json("restore-requests", "junk", b"{\"schemaVersion\":1}".to_vec());
     w.app.bus.send(message).await.expect("send");
-    let junk = take(&w, "restore-requests").await;
-    let outcome = deliver(&w.app, "restore", &junk[0]).await.expect("handled");
+    let junk = w.take("restore-requests").await;
+    let outcome = handle(&w.app, "restore", &junk[0]).await.expect("handled");
     assert!(matches!(&outcome, Outcome::DeadLetter { reason, .. } if reason == "InvalidMessage"), "{outcome:?}");
-    assert_eq!(w.prod.store().resource_version(), prod_rv);
+    assert_eq!(w.server("prod").store().resource_version(), prod_rv);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_plans_and_writes_nothing() {
     let w = world().await;
-    let rv = w.prod.store().resource_version();
+    let rv = w.server("prod").store().resource_version();
     let req = request(json!({"dryRun": true}));
     let outcome = submit(&w, &w.app, &req).await.expect("dry run");
     assert!(format!("{outcome:?}").contains("would be sent"), "{outcome:?}");
-    assert_eq!(w.prod.store().resource_version(), rv, "a dry run wrote to the cluster");
+    assert_eq!(w.server("prod").store().resource_version(), rv, "a dry run wrote to the cluster");
     let r = record(&w, &req).await;
     let key = r.results_key.expect("the plan is kept");
     let (_, body) = w.app.objects.get(&key, None).await.expect("results");
@@ -465,23 +383,19 @@ async fn a_dry_run_plans_and_writes_nothing() {
 async fn crash_restore_at(n: usize, when: crash::When) -> bool {
     use crash::*;
     let w = world().await;
-    delete_namespace(&w.prod, "shop").await;
+    delete_namespace(w.server("prod"), "shop").await;
     let c = Crash::new(n, when);
-    let mut app = w.app.clone();
-    app.state = Arc::new(CrashingState(Arc::clone(&w.app.state), Arc::clone(&c)));
-    app.objects = Arc::new(CrashingObjects(Arc::clone(&w.app.objects), Arc::clone(&c)));
-    app.bus = Arc::new(CrashingBus(Arc::clone(&w.app.bus), Arc::clone(&c)));
-    app.clusters = Arc::new(CrashingConnector(Arc::clone(&w.app.clusters), Arc::clone(&c)));
+    let app = crashing(&w.app, &c);
     let req = request(json!({}));
     let message = OutgoingMessage::json(RestoreRequest::QUEUE.name(), req.message_id(), encode(&req));
     w.app.bus.send(message).await.expect("send");
-    let delivered = take(&w, "restore-requests").await.remove(0);
-    let mut result = deliver(&app, "restore", &delivered).await;
+    let delivered = w.take("restore-requests").await.remove(0);
+    let mut result = handle(&app, "restore", &delivered).await;
     for _ in 0..3 {
         if result.is_ok() {
             break;
         }
-        result = deliver(&app, "restore", &delivered).await; // Service Bus redelivers the same message
+        result = handle(&app, "restore", &delivered).await; // Service Bus redelivers the same message
     }
     if !c.tripped() {
         return false;
@@ -492,7 +406,7 @@ async fn crash_restore_at(n: usize, when: crash::When) -> bool {
     assert_eq!(r.phase, RestorePhase::Completed, "{what}: {outcome:?} {r:?}");
     assert_eq!((r.counts.created, r.counts.failed, r.counts.unchanged), (r.counts.planned, 0, 0), "{what}: {r:?}");
     for (api_version, kind) in [("v1", "PersistentVolumeClaim"), ("snapshot.storage.k8s.io/v1", "VolumeSnapshot")] {
-        let items = w.prod.store().list(api_version, kind, Some("shop")).expect("list");
+        let items = w.server("prod").store().list(api_version, kind, Some("shop")).expect("list");
         assert_eq!(items.len(), 1, "{what}: {kind} doubled: {items:?}");
     }
     let events = events(&w).await;
@@ -517,7 +431,7 @@ async fn a_restore_killed_mid_way_is_finished_by_redelivery_with_nothing_doubled
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_prints_the_plan_in_apply_order_exactly_as_it_would_be_sent() {
     let w = world().await;
-    let file = w.config_file.with_file_name("request.yaml");
+    let file = w.config_file().with_file_name("request.yaml");
     std::fs::write(
         &file,
         format!("sourceCluster: prod\ntargetCluster: prod\nbackup: {{ kind: id, backupId: {BACKUP_ID} }}\n"),
@@ -527,9 +441,9 @@ async fn the_cli_prints_the_plan_in_apply_order_exactly_as_it_would_be_sent() {
         .args(["restore", "submit", "-f"])
         .arg(&file)
         .args(["--dry-run", "--output", "json", "--data"])
-        .arg(&w.data)
+        .arg(w.data())
         .arg("--config")
-        .arg(&w.config_file)
+        .arg(w.config_file())
         .env_remove("LIFEBOAT_STORAGE")
         .env_remove("LIFEBOAT_BUS")
         .output()
@@ -549,9 +463,9 @@ async fn the_cli_prints_the_plan_in_apply_order_exactly_as_it_would_be_sent() {
         .args(["restore", "submit", "-f"])
         .arg(&file)
         .args(["--dry-run", "--data"])
-        .arg(&w.data)
+        .arg(w.data())
         .arg("--config")
-        .arg(&w.config_file)
+        .arg(w.config_file())
         .output()
         .expect("run lifeboat");
     let table = String::from_utf8_lossy(&stderr_table.stdout);
@@ -564,15 +478,15 @@ async fn a_restore_leases_the_backup_it_reads_until_it_ends() {
     use lifeboat_shared::ports::state_store::{Query, query_all};
     use lifeboat_test_apiserver::{Fault, FaultRule};
     let w = world().await;
-    delete_namespace(&w.prod, "shop").await;
+    delete_namespace(w.server("prod"), "shop").await;
     // Slow creates keep the restore running long enough to look at it.
-    w.prod.faults().inject(FaultRule::new(Fault::Delay(Duration::from_millis(300))).method("POST").times(3));
+    w.server("prod").faults().inject(FaultRule::new(Fault::Delay(Duration::from_millis(300))).method("POST").times(3));
     let req = request(json!({}));
     let message = OutgoingMessage::json(RestoreRequest::QUEUE.name(), req.message_id(), encode(&req));
     w.app.bus.send(message).await.expect("send");
-    let delivered = take(&w, "restore-requests").await.remove(0);
+    let delivered = w.take("restore-requests").await.remove(0);
     let app = w.app.clone();
-    let running = tokio::spawn(async move { deliver(&app, "restore", &delivered).await });
+    let running = tokio::spawn(async move { handle(&app, "restore", &delivered).await });
     let mut seen = Vec::new();
     for _ in 0..100 {
         seen = query_all(w.app.state.as_ref(), TABLE_BACKUP_READERS, &Query::all()).await.expect("leases");
@@ -600,10 +514,10 @@ async fn run_drill(w: &World) -> String {
 async fn a_drill_restores_into_its_sandbox_waits_for_readiness_records_its_rto_and_is_cleaned_up() {
     // `dr` is the drill cluster: the policy's own grants do not cover `shop-drill` there; the
     // drill grants exactly that sandbox.
-    let w = world_with("  drill: { namespaces: [shop], cluster: dr, every: 7d, deadline: 1m }").await;
+    let w = world_with("drill: { namespaces: [shop], cluster: dr, every: 7d, deadline: 1m }").await;
     // The drill cluster has the same storage and snapshot classes (and an app of its own).
-    w.dr.seed_sample_app("payments").await.expect("dr's own app");
-    let before: Vec<Value> = w.prod.store().list("v1", "ConfigMap", Some("shop")).expect("list");
+    w.server("dr").seed_sample_app("payments").await.expect("dr's own app");
+    let before: Vec<Value> = w.server("prod").store().list("v1", "ConfigMap", Some("shop")).expect("list");
 
     let first = run_drill(&w).await;
     assert!(first.contains("1 started"), "{first}");
@@ -611,34 +525,39 @@ async fn a_drill_restores_into_its_sandbox_waits_for_readiness_records_its_rto_a
     let again = run_drill(&w).await;
     // Not yet claimed by the restore function: sent again, with the same request (and message) id.
     assert!(again.contains("1 started"), "{again}");
-    let requests = take(&w, "restore-requests").await;
+    let requests = w.take("restore-requests").await;
     let ids: BTreeSet<String> = requests.iter().map(|m| m.message_id.clone()).collect();
     assert_eq!(ids.len(), 1, "one drill request however often the timer fires: {ids:?}");
     let request: RestoreRequest = decode(&requests[0].body).expect("request");
     assert_eq!(request.requested_by.as_deref(), Some("drill"));
     assert_eq!(request.namespace_mapping.get("shop").map(String::as_str), Some("shop-drill"));
     assert!(!request.cluster_scoped, "a drill never writes cluster-scoped objects");
-    let outcome = deliver(&w.app, "restore", &requests[0]).await.expect("restore");
+    let outcome = handle(&w.app, "restore", &requests[0]).await.expect("restore");
     assert!(format!("{outcome:?}").to_lowercase().contains("completed"), "{outcome:?}");
     let restored = record(&w, &request).await;
     assert_eq!(restored.phase, RestorePhase::Completed, "{:?} {:?}", restored.reason, restored.failures);
     assert!(restored.rto_seconds.is_some(), "the drill's RTO is recorded for staleness");
-    let sandbox: Vec<Value> = w.dr.store().list("v1", "ConfigMap", Some("shop-drill")).expect("sandbox");
+    let sandbox: Vec<Value> = w.server("dr").store().list("v1", "ConfigMap", Some("shop-drill")).expect("sandbox");
     assert!(!sandbox.is_empty(), "the drill restored into its sandbox");
-    let claims = w.dr.store().list("v1", "PersistentVolumeClaim", Some("shop-drill")).expect("claims");
+    let claims = w.server("dr").store().list("v1", "PersistentVolumeClaim", Some("shop-drill")).expect("claims");
     assert!(
         claims.iter().all(|c| c["status"]["phase"] == "Bound"),
         "PVCs from the snapshots: {:?}",
         claims.iter().map(|c| &c["status"]).collect::<Vec<_>>()
     );
-    assert_eq!(w.prod.store().list("v1", "ConfigMap", Some("shop")).expect("list"), before, "the source is untouched");
+    assert_eq!(
+        w.server("prod").store().list("v1", "ConfigMap", Some("shop")).expect("list"),
+        before,
+        "the source is untouched"
+    );
 
     // The next run cleans the finished drill up; it is not due again for a week.
     let cleaned = run_drill(&w).await;
     assert!(cleaned.contains("0 started") && cleaned.contains("deleted sandbox dr/shop-drill"), "{cleaned}");
-    let ns = w.dr.store().get("v1", "Namespace", "", "shop-drill");
+    let ns = w.server("dr").store().get("v1", "Namespace", "", "shop-drill");
     assert!(ns.is_err() || ns.as_ref().is_ok_and(|n| n["metadata"]["deletionTimestamp"].is_string()), "{ns:?}");
-    let contents = w.dr.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", None).expect("contents");
+    let contents =
+        w.server("dr").store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", None).expect("contents");
     assert!(
         contents.iter().all(|c| c["metadata"]["labels"]["lifeboat.io/restore-id"] != restored.restore_id.as_str()),
         "the drill's pre-provisioned contents are gone"
@@ -649,7 +568,7 @@ async fn a_drill_restores_into_its_sandbox_waits_for_readiness_records_its_rto_a
             assert!(!lifeboat_test_apiserver::cloud_snapshot_deleted(handle), "the backup's disk snapshot stays");
         }
     }
-    assert!(take(&w, "restore-requests").await.is_empty());
+    assert!(w.take("restore-requests").await.is_empty());
 
     w.clock.advance(Duration::from_secs(7 * 24 * 3600 + 60));
     let due = run_drill(&w).await;
@@ -661,7 +580,8 @@ async fn an_error_no_redelivery_can_fix_ends_the_restore_failed_with_the_reason_
     let w = world().await;
     // The identity may create CRDs in dr but not read them back, so waiting for the restored
     // CRD to be established meets a 403: no delivery can get past it.
-    w.dr.faults()
+    w.server("dr")
+        .faults()
         .deny(lifeboat_test_apiserver::Denial::new("apiextensions.k8s.io", "customresourcedefinitions").verb("get"));
     let req = request(json!({
         "targetCluster": "dr", "namespaceMapping": {"shop": "shop-restore"}, "clusterScoped": true,

@@ -213,3 +213,13 @@ impl ClusterConnector for CrashingConnector {
         Ok(Arc::new(CrashingCluster(inner, Arc::clone(&self.1))))
     }
 }
+
+/// `app` with every port it writes through (state, objects, bus, clusters) crashing at `crash`.
+pub fn crashing(app: &lifeboat::app::AppState, crash: &Arc<Crash>) -> lifeboat::app::AppState {
+    let mut app = app.clone();
+    app.state = Arc::new(CrashingState(Arc::clone(&app.state), Arc::clone(crash)));
+    app.objects = Arc::new(CrashingObjects(Arc::clone(&app.objects), Arc::clone(crash)));
+    app.bus = Arc::new(CrashingBus(Arc::clone(&app.bus), Arc::clone(crash)));
+    app.clusters = Arc::new(CrashingConnector(Arc::clone(&app.clusters), Arc::clone(crash)));
+    app
+}

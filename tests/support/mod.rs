@@ -4,7 +4,9 @@
 use std::path::PathBuf;
 
 pub mod azurite;
+pub mod emulator;
 pub mod moto;
+pub mod world;
 
 /// The team's reference data, beside the repository (`../shared/reference`).
 pub fn reference(path: &str) -> PathBuf {

@@ -1,6 +1,7 @@
 //! `backup` (Service Bus `backup-requests`): backs up one target.
 
 use lifeboat_shared::domain::messages::BackupRequest;
+use lifeboat_shared::errors;
 use lifeboat_shared::workflows::backup::{self, BackupError, Outcome as BackupOutcome};
 
 use super::message::decode_or_dead_letter;
@@ -59,11 +60,5 @@ fn cluster_error(request: &BackupRequest, e: lifeboat_shared::ports::ClusterErro
 }
 
 pub(crate) fn failure(request: &BackupRequest, e: BackupError) -> HandlerError {
-    let mut message = format!("backup {}: {e}", request.backup_id);
-    let mut source = std::error::Error::source(&e);
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    retryable(e.is_transient(), message)
+    retryable(e.is_transient(), format!("backup {}: {}", request.backup_id, errors::chain(&e)))
 }

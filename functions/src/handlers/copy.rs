@@ -1,6 +1,7 @@
 //! `copy` (Service Bus `copy-requests`): copies a committed backup to the second region.
 
 use lifeboat_shared::domain::messages::CopyRequest;
+use lifeboat_shared::errors;
 use lifeboat_shared::workflows::copy::{self, CopyDeps, CopyError, CopyOutcome};
 
 use super::message::decode_or_dead_letter;
@@ -36,20 +37,9 @@ pub(crate) async fn handle(app: &AppState, input: &MessageInput) -> Result<Outco
         }
         Err(e) => Err(retryable(
             e.is_transient(),
-            format!("copy of {} to {}: {}", request.backup_id, request.target_region, chain(&e)),
+            format!("copy of {} to {}: {}", request.backup_id, request.target_region, errors::chain(&e)),
         )),
     }
-}
-
-/// The error and its causes, `: `-separated.
-fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut cause = e.source();
-    while let Some(c) = cause {
-        out.push_str(&format!(": {c}"));
-        cause = c.source();
-    }
-    out
 }
 
 fn describe(request: &CopyRequest, outcome: &CopyOutcome) -> String {

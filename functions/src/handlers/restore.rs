@@ -1,6 +1,7 @@
 //! `restore` (Service Bus `restore-requests`): validates, plans and applies a restore.
 
 use lifeboat_shared::domain::messages::{RestorePhase, RestoreRequest};
+use lifeboat_shared::errors;
 use lifeboat_shared::workflows::restore::{self, Deps, Outcome as RestoreOutcome, RestoreError};
 
 use super::message::decode_or_dead_letter;
@@ -65,11 +66,5 @@ fn describe(id: &str, outcome: &RestoreOutcome) -> String {
 }
 
 fn failure(id: &str, e: &RestoreError) -> HandlerError {
-    let mut message = format!("restore {id}: {e}");
-    let mut source = std::error::Error::source(e);
-    while let Some(s) = source {
-        message.push_str(&format!(": {s}"));
-        source = s.source();
-    }
-    retryable(e.is_transient(), message)
+    retryable(e.is_transient(), format!("restore {id}: {}", errors::chain(e)))
 }

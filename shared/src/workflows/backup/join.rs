@@ -68,7 +68,7 @@ pub(crate) async fn run(
     options.recipients = recipients(policy);
     let joined = match join_archives(deps, request, count, &options).await {
         Ok(joined) => joined,
-        Err(e) if !e.is_transient() => return super::fail(deps, &mut record, &etag, super::export_failure(&e)).await,
+        Err(e) if !e.is_transient() => return super::fail(deps, &mut record, &etag, crate::errors::chain(&e)).await,
         Err(e) => return Err(e.into()),
     };
     let cluster_version = with_retry(settings.export.retry, || deps.cluster.version()).await?;

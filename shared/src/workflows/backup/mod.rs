@@ -31,6 +31,7 @@ use crate::domain::manifest::SnapshotRecord;
 use crate::domain::messages::{BackupRequest, BackupStep, Message, SnapshotCheck, encode};
 use crate::domain::policy::{Cluster as ClusterDef, Config, Policy};
 use crate::domain::records::{BackupRecord, BackupState, IllegalTransition};
+use crate::errors;
 use crate::layout;
 use crate::ports::bus::{Bus, BusError, OutgoingMessage};
 use crate::ports::cluster::{Cluster, ClusterError};
@@ -235,7 +236,7 @@ pub async fn run(
     let export =
         match export::export(deps.cluster, deps.objects, &archive_key, &policy.spec.selection, &export_options).await {
             Ok(export) => export,
-            Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, export_failure(&e)).await,
+            Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, errors::chain(&e)).await,
             Err(e) => return Err(e.into()),
         };
     let facts = commit::ClusterFacts {
@@ -257,11 +258,6 @@ pub async fn run(
 /// The policy's encryption recipients (none: not encrypted).
 fn recipients(policy: &Policy) -> Vec<String> {
     policy.spec.encryption.as_ref().map(|e| e.age_recipients.clone()).unwrap_or_default()
-}
-
-/// Why an export that cannot succeed failed, with its causes.
-fn export_failure(e: &ExportError) -> String {
-    format!("{e}: {}", error_chain(e))
 }
 
 /// Marks the backup failed for good, for `reason`.
@@ -369,16 +365,6 @@ pub(crate) async fn snapshots_check(
     settings: &BackupSettings,
 ) -> Result<bool, BackupError> {
     Ok(snapshots::check(deps.cluster, apis, records, settings.export.retry).await?)
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut parts = Vec::new();
-    let mut source = e.source();
-    while let Some(s) = source {
-        parts.push(s.to_string());
-        source = s.source();
-    }
-    parts.join(": ")
 }
 
 /// Sends check number `attempt`, scheduled after the poll interval's backoff.

@@ -10,7 +10,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::export::{self, ExportResult};
-use super::{BackupError, BackupSettings, Deps, Outcome, export_failure, fail, take_snapshots, target};
+use super::{BackupError, BackupSettings, Deps, Outcome, fail, take_snapshots, target};
 use crate::catalog;
 use crate::domain::manifest::SnapshotRecord;
 use crate::domain::messages::{BackupRequest, BackupStep, Message, encode};
@@ -112,7 +112,7 @@ pub(crate) async fn run_part(
     let export = match export::export(deps.cluster, deps.objects, &archive_key, &policy.spec.selection, &options).await
     {
         Ok(export) => export,
-        Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, export_failure(&e)).await,
+        Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, crate::errors::chain(&e)).await,
         Err(e) => return Err(e.into()),
     };
     let taken = take_snapshots(deps, settings, policy, &request.backup_id, &export, &cluster_def.spec.region).await?;

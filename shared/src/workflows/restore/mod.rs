@@ -478,13 +478,7 @@ async fn mark_failed(deps: &Deps<'_>, request: &RestoreRequest, e: &RestoreError
     if record.is_finished() {
         return;
     }
-    let mut causes = vec![e.to_string()];
-    let mut source = std::error::Error::source(e);
-    while let Some(cause) = source {
-        causes.push(cause.to_string());
-        source = cause.source();
-    }
-    let reason = causes.join(": ");
+    let reason = crate::errors::chain(e);
     let mut run = Run { deps, record, etag };
     run.record.finish(RestorePhase::Failed, Some(reason.clone()), deps.clock.now().max(run.record.started_at));
     if let Err(err) = run.event(format!("failed: {reason}")).await {
