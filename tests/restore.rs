@@ -575,6 +575,44 @@ async fn a_drill_restores_into_its_sandbox_waits_for_readiness_records_its_rto_a
     assert!(due.contains("1 started"), "a week later the next drill starts: {due}");
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drill_whose_restore_stopped_is_given_up_after_its_deadline_and_does_not_block_the_next() {
+    let w = world_with("drill: { namespaces: [shop], cluster: dr, every: 7d, deadline: 1m }").await;
+    assert!(run_drill(&w).await.contains("1 started"));
+    let requests = w.take("restore-requests").await;
+    let request: RestoreRequest = decode(&requests[0].body).expect("request");
+    // The restore claimed the drill and started applying, then its process died and the host's
+    // retries ran out: the record stays `Applying`.
+    let (mut stalled, etag, _) =
+        restores::claim(w.app.state.as_ref(), &RestoreRecord::new(request.clone(), w.clock.now()))
+            .await
+            .expect("claim");
+    stalled.phase = RestorePhase::Applying;
+    restores::save(w.app.state.as_ref(), &stalled, &etag).await.expect("save");
+
+    w.clock.advance(Duration::from_secs(30 * 60));
+    let waiting = run_drill(&w).await;
+    assert!(waiting.contains("still running") && waiting.contains("0 abandoned"), "{waiting}");
+
+    // Its deadline (1m) and an hour more without progress: given up, with the reason.
+    w.clock.advance(Duration::from_secs(31 * 60 + 60));
+    let given_up = run_drill(&w).await;
+    assert!(given_up.contains("1 abandoned"), "{given_up}");
+    let ended = record(&w, &request).await;
+    assert_eq!(ended.phase, RestorePhase::Failed);
+    assert!(ended.reason.as_deref().is_some_and(|r| r.starts_with("abandoned: no progress since")), "{ended:?}");
+    assert_eq!(ended.rto_seconds, None, "nothing was recovered: no RTO to report");
+    // A late redelivery of its request does not bring it back.
+    let late = handle(&w.app, "restore", &requests[0]).await.expect("restore");
+    assert!(format!("{late:?}").contains("already"), "{late:?}");
+    assert_eq!(record(&w, &request).await.phase, RestorePhase::Failed);
+
+    // The next drill is not blocked: due a week after the stalled one started.
+    w.clock.advance(Duration::from_secs(7 * 24 * 3600));
+    let next = run_drill(&w).await;
+    assert!(next.contains("1 started"), "{next}");
+}
+
 #[tokio::test]
 async fn an_error_no_redelivery_can_fix_ends_the_restore_failed_with_the_reason_not_stuck_applying() {
     let w = world().await;

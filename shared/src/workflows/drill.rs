@@ -7,7 +7,11 @@
 //!    touched), and the VolumeSnapshotContents the restore pre-provisioned for its PVCs
 //!    (labelled the same way; `Retain`, so the backup's disk snapshots stay). Idempotent: a
 //!    drill whose sandbox is gone costs two list requests.
-//! 2. **Starts** each drill that is due (its newest drill began `every` or longer ago, and none
+//! 2. **Gives up** on a drill whose restore has made no progress for its `deadline` plus
+//!    [`ABANDON_AFTER_DEADLINE`] (its retries ran out, or its process died): its record ends
+//!    `Failed` with that reason and no RTO, so `staleness` alerts on it, the next run cleans its
+//!    sandbox up, and later drills are not blocked behind it.
+//! 3. **Starts** each drill that is due (its newest drill began `every` or longer ago, and none
 //!    is running) by sending a restore request to `restore-requests`: the newest committed
 //!    backup, the drilled namespaces mapped to `{namespace}{suffix}`, no cluster-scoped
 //!    objects, PVCs from the snapshots, waiting for the workloads, `requestedBy: drill`. Its
@@ -48,6 +52,11 @@ pub struct DrillDeps<'a> {
     pub now: DateTime<Utc>,
 }
 
+/// How long past its `deadline` a drill's restore may go without progress before the drill is
+/// given up (a restore saves its record after each tier; only the readiness wait, bounded by
+/// the deadline, is silent).
+pub const ABANDON_AFTER_DEADLINE: std::time::Duration = std::time::Duration::from_secs(3600);
+
 /// What one run did.
 #[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize)]
 pub struct DrillReport {
@@ -57,6 +66,8 @@ pub struct DrillReport {
     pub cleaned: Vec<String>,
     /// Drills not due, or still running, with why.
     pub waiting: Vec<String>,
+    /// Request ids of the drills given up (no progress past their deadline).
+    pub abandoned: Vec<String>,
     /// What could not be done (the next run tries again).
     pub failures: Vec<String>,
 }
@@ -65,10 +76,11 @@ impl DrillReport {
     /// One line for the log.
     pub fn summary(&self) -> String {
         format!(
-            "drill: {} started, {} sandbox namespace(s) deleted, {} waiting, {} failure(s)",
+            "drill: {} started, {} sandbox namespace(s) deleted, {} waiting, {} abandoned, {} failure(s)",
             self.started.len(),
             self.cleaned.len(),
             self.waiting.len(),
+            self.abandoned.len(),
             self.failures.len()
         )
     }
@@ -122,8 +134,20 @@ async fn start_if_due(
     let prefix = prefix(source, target.policy.name.as_str());
     let mine: Vec<&RestoreRecord> = drills.iter().filter(|r| r.request.request_id.starts_with(&prefix)).collect();
     if let Some(running) = mine.iter().find(|r| !finished(r.phase)) {
-        report.waiting.push(format!("{}: still running", running.request.request_id));
-        return;
+        let quiet = deps.now - running.updated_at;
+        let patience =
+            chrono::Duration::from_std(drill.deadline + ABANDON_AFTER_DEADLINE).unwrap_or(chrono::Duration::MAX);
+        if quiet < patience {
+            report.waiting.push(format!("{}: still running", running.request.request_id));
+            return;
+        }
+        match abandon(deps, running).await {
+            Ok(()) => report.abandoned.push(running.request.request_id.clone()),
+            Err(e) => {
+                report.failures.push(format!("{}: giving up the stalled drill: {e}", running.request.request_id));
+                return;
+            }
+        }
     }
     let every = chrono::Duration::from_std(drill.every).unwrap_or(chrono::Duration::MAX);
     if let Some(last) = mine.iter().map(|r| r.started_at).max()
@@ -141,6 +165,28 @@ async fn start_if_due(
         }
         Err(e) => report.failures.push(format!("{}: sending the restore request: {e}", request.request_id)),
     }
+}
+
+/// Ends a stalled drill's restore `Failed` (guarded by its ETag: a restore that moved on
+/// meanwhile is left alone and reported as a failure of this run).
+async fn abandon(deps: DrillDeps<'_>, stalled: &RestoreRecord) -> Result<(), restores::RestoreRecordError> {
+    let id = stalled.restore_id.clone();
+    let Some((mut record, etag)) = restores::get(deps.state, &stalled.request.target_cluster, &id).await? else {
+        return Ok(());
+    };
+    if finished(record.phase) {
+        return Ok(());
+    }
+    let since = record.updated_at.format("%Y-%m-%dT%H:%M:%SZ");
+    let reason = format!(
+        "abandoned: no progress since {since} in phase {:?} (its retries ran out or its process stopped)",
+        record.phase
+    );
+    tracing::warn!(restore.id = %id, "drill given up: {reason}");
+    record.finish(RestorePhase::Failed, Some(reason), deps.now);
+    record.rto_seconds = None; // nothing was recovered in that time
+    restores::save(deps.state, &record, &etag).await?;
+    Ok(())
 }
 
 /// The restore request of one drill.
