@@ -105,6 +105,19 @@ impl World {
         self.objects.list(&layout::backup_prefix(&self.cluster, id), None, 100).await.unwrap().objects.len()
     }
 
+    /// Runs `lifeboat ARGS --data D --config C` on this world's data directory (the embedded
+    /// defaults' layout) and policy; its standard output. Panics when it fails.
+    fn cli(&self, args: &[&str]) -> String {
+        let data = self._dir.path();
+        let config = data.join("policy.yaml");
+        std::fs::write(&config, &self.yaml).unwrap();
+        let mut args = args.to_vec();
+        args.extend(["--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()]);
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(&args).output().unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
     async fn prune(&self, now: DateTime<Utc>, dry_run: bool) -> prune::PruneReport {
         prune::run(&self.config, self.deps(), &Options::at(now), dry_run).await.unwrap()
     }
@@ -250,16 +263,7 @@ async fn the_cli_dry_run_prints_what_would_go_and_changes_nothing_then_prune_rem
     for day in 0..4 {
         ids.push(world.backup(day, BackupState::Committed).await);
     }
-    let data = world._dir.path();
-    let config = data.join("policy.yaml");
-    std::fs::write(&config, &world.yaml).unwrap();
-    let lifeboat = |extra: &[&str]| {
-        let mut args = vec!["prune", "--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()];
-        args.extend(extra);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(&args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let lifeboat = |extra: &[&str]| world.cli(&[&["prune"], extra].concat());
     // The backups are from November 2026's first days; now is later, so the newest 2 (keepLast)
     // and 3 days (daily) stay and day 0 goes.
     let dry = lifeboat(&["--dry-run"]);
@@ -280,16 +284,7 @@ async fn a_hold_placed_from_the_cli_keeps_a_backup_until_it_is_lifted() {
     for day in 0..4 {
         ids.push(world.backup(day, BackupState::Committed).await);
     }
-    let data = world._dir.path();
-    let config = data.join("policy.yaml");
-    std::fs::write(&config, &world.yaml).unwrap();
-    let lifeboat = |args: &[&str]| {
-        let mut args = args.to_vec();
-        args.extend(["--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()]);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(&args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let lifeboat = |args: &[&str]| world.cli(args);
     let oldest = ids[0].as_str();
     lifeboat(&["hold", "place", "--cluster", "prod", oldest, "--reason", "case-42"]);
     let list = lifeboat(&["hold", "list", "--cluster", "prod"]);
@@ -647,20 +642,27 @@ impl World {
     }
 }
 
+/// A replicated world with a committed backup on each of the first `days` days, each
+/// replicated to the second region.
+async fn replicated_backups(days: i64) -> (World, SecondRegion, Vec<BackupId>) {
+    let world = World::replicated().await;
+    let second = SecondRegion::new(&world);
+    let mut ids = Vec::new();
+    for day in 0..days {
+        let id = world.backup(day, BackupState::Committed).await;
+        world.replicate(&second, &id).await;
+        ids.push(id);
+    }
+    (world, second, ids)
+}
+
 fn replica_of<'r>(report: &'r prune::PruneReport, id: &BackupId) -> Option<&'r ReplicaJudged> {
     report.backups.iter().find(|b| &b.backup_id == id).and_then(|b| b.replica.as_ref())
 }
 
 #[tokio::test]
 async fn replicas_follow_their_own_retention_and_never_outlive_their_primary() {
-    let world = World::replicated().await;
-    let second = SecondRegion::new(&world);
-    let mut ids = Vec::new();
-    for day in 0..4 {
-        let id = world.backup(day, BackupState::Committed).await;
-        world.replicate(&second, &id).await;
-        ids.push(id);
-    }
+    let (world, second, ids) = replicated_backups(4).await;
     let regions = [second.region()];
     // Primary (keepLast 2, daily 3) keeps days 1–3 and removes day 0; the replicas of the kept
     // ones follow `keepLast: 1`: day 3's stays, days 1 and 2 go alone.
@@ -756,14 +758,7 @@ fn down(key: &str) -> lifeboat_shared::ports::ObjectStoreError {
 
 #[tokio::test]
 async fn a_second_region_that_cannot_be_reached_leaves_its_removals_for_the_next_run() {
-    let world = World::replicated().await;
-    let second = SecondRegion::new(&world);
-    let mut ids = Vec::new();
-    for day in 0..4 {
-        let id = world.backup(day, BackupState::Committed).await;
-        world.replicate(&second, &id).await;
-        ids.push(id);
-    }
+    let (world, second, ids) = replicated_backups(4).await;
     let now = start() + Duration::days(3) + Duration::hours(1);
     // The region's snapshot copies answer, its storage does not.
     let outage = [ReplicaRegion { region: REPLICA_REGION, objects: &Unreachable, snapshots: Some(&second.copies) }];
@@ -797,14 +792,7 @@ async fn a_second_region_that_cannot_be_reached_leaves_its_removals_for_the_next
 
 #[tokio::test]
 async fn a_replica_the_second_region_keeps_immutable_is_kept_with_that_reason() {
-    let world = World::replicated().await;
-    let second = SecondRegion::new(&world);
-    let mut ids = Vec::new();
-    for day in 0..4 {
-        let id = world.backup(day, BackupState::Committed).await;
-        world.replicate(&second, &id).await;
-        ids.push(id);
-    }
+    let (world, second, ids) = replicated_backups(4).await;
     let until = start() + Duration::days(30);
     let immutable = ImmutableFor {
         inner: LocalDirObjectStore::open(world._dir.path().join("replica").join(REPLICA_REGION)).unwrap(),
@@ -822,14 +810,7 @@ async fn a_replica_the_second_region_keeps_immutable_is_kept_with_that_reason() 
 
 #[tokio::test]
 async fn a_failed_copy_is_swept_from_the_second_region_after_the_grace_period_and_a_running_one_is_not() {
-    let world = World::replicated().await;
-    let second = SecondRegion::new(&world);
-    let mut ids = Vec::new();
-    for day in 0..3 {
-        let id = world.backup(day, BackupState::Committed).await;
-        world.replicate(&second, &id).await;
-        ids.push(id);
-    }
+    let (world, second, ids) = replicated_backups(3).await;
     // Day 1's copy failed at its deadline (blobs half copied); day 2's is still running.
     for (id, failure) in [(&ids[1], Some("3 copies not done by the deadline")), (&ids[2], None)] {
         let (mut record, etag) = catalog::get(&world.state, &world.cluster, id).await.unwrap().unwrap();
@@ -864,16 +845,7 @@ async fn the_cli_shows_each_replica_with_its_own_decision_and_prunes_the_local_s
         catalog::save(&world.state, &record, &etag).await.unwrap();
         ids.push(id);
     }
-    let data = world._dir.path();
-    let config = data.join("policy.yaml");
-    std::fs::write(&config, &world.yaml).unwrap();
-    let lifeboat = |extra: &[&str]| {
-        let mut args = vec!["prune", "--data", data.to_str().unwrap(), "--config", config.to_str().unwrap()];
-        args.extend(extra);
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_lifeboat")).args(&args).output().unwrap();
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    };
+    let lifeboat = |extra: &[&str]| world.cli(&[&["prune"], extra].concat());
     let dry = lifeboat(&["--dry-run"]);
     let line =
         |text: &str, id: &BackupId| text.lines().find(|l| l.contains(id.as_str())).unwrap_or_default().to_owned();

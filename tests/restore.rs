@@ -21,7 +21,7 @@ use lifeboat_shared::ports::{Clock, OutgoingMessage};
 use lifeboat_shared::restores;
 use lifeboat_test_apiserver::Running;
 use serde_json::{Value, json};
-use support::world::{BACKUP_ID, World, WorldBuilder, api_server, handle};
+use support::world::{BACKUP_ID, World, WorldBuilder, api_server, handle, restored_handle};
 
 /// Two clusters: `prod` with the sample app in `shop`, and an empty `dr`; a policy that backs
 /// up `shop` and allows restores back into prod's `shop*` namespaces and into any `*-restore`
@@ -141,19 +141,6 @@ fn manifest_handle(w: &World) -> String {
     let path = w.data().join(format!("objects/backups/prod/{BACKUP_ID}/manifest.json"));
     let manifest: Manifest = serde_json::from_slice(&std::fs::read(path).expect("manifest")).expect("json");
     manifest.snapshots[0].handle.clone().expect("the backup recorded a snapshot handle")
-}
-
-/// The snapshot handle a restored PVC's data comes from: PVC → VolumeSnapshot → content.
-fn restored_handle(server: &Running, namespace: &str, pvc: &str) -> String {
-    let s = server.store();
-    let claim = s.get("v1", "PersistentVolumeClaim", namespace, pvc).expect("PVC restored");
-    assert_eq!(claim["spec"]["dataSource"]["kind"], "VolumeSnapshot", "{claim}");
-    let vs_name = claim["spec"]["dataSource"]["name"].as_str().expect("a snapshot name");
-    let vs = s.get("snapshot.storage.k8s.io/v1", "VolumeSnapshot", namespace, vs_name).expect("VolumeSnapshot");
-    let content = vs["spec"]["source"]["volumeSnapshotContentName"].as_str().expect("pre-provisioned content");
-    let vsc = s.get("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", "", content).expect("content");
-    assert_eq!(vsc["spec"]["volumeSnapshotRef"]["namespace"], namespace, "{vsc}");
-    vsc["spec"]["source"]["snapshotHandle"].as_str().expect("handle").to_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

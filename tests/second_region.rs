@@ -14,27 +14,26 @@
 //! Disk snapshot copies go through a fake `SnapshotCopier` that keeps the set of live copies
 //! (ARM cannot run here; `tests/azure_arm.rs` tests ARM's copy and delete against a fake ARM).
 
+mod support;
+
 use std::collections::BTreeSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use lifeboat::app::{AppState, DataDir, Settings, embedded_with_clock};
+use lifeboat::app::{AppState, DataDir};
 use lifeboat::handlers::{self, MessageInput, Outcome, TimerInput, TriggerInput};
 use lifeboat_shared::adapters::local_dir::LocalDirObjectStore;
-use lifeboat_shared::adapters::sqlite::SqliteQueue;
 use lifeboat_shared::catalog;
 use lifeboat_shared::domain::ids::BackupId;
 use lifeboat_shared::domain::messages::{Message, RestoreRequest, decode, encode};
 use lifeboat_shared::domain::names::{ClusterName, PolicyName};
-use lifeboat_shared::domain::policy::Config;
 use lifeboat_shared::domain::records::BackupState;
 use lifeboat_shared::ports::{
-    ByteStream, CopyProgress, ManualClock, ObjectMeta, ObjectPage, ObjectStore, ObjectStoreError, OutgoingMessage,
-    PutOptions, QueueReceiver, ReceivedMessage, SnapshotCopier, SnapshotCopyError,
+    ByteStream, CopyProgress, ObjectMeta, ObjectPage, ObjectStore, ObjectStoreError, OutgoingMessage, PutOptions,
+    SnapshotCopier, SnapshotCopyError,
 };
-use lifeboat_test_apiserver::{Options, Running, TestApiServer};
+use support::world::{World, WorldBuilder, api_server, logs, restored_handle, t};
 
 const REGION: &str = "northeurope";
 
@@ -68,96 +67,36 @@ impl SnapshotCopier for SnapshotCopies {
     }
 }
 
-struct World {
-    server: Running,
-    /// A cluster in the second region, restored into.
-    dr: Running,
-    app: AppState,
-    queue: Arc<SqliteQueue>,
-    clock: Arc<ManualClock>,
-    copies: Arc<SnapshotCopies>,
-    dir: tempfile::TempDir,
-}
-
-fn t(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).expect("time").with_timezone(&Utc)
-}
-
-async fn world() -> World {
-    let server = TestApiServer::start(Options { snapshot_delay: Duration::from_millis(100), ..Options::default() })
-        .await
-        .expect("test API server");
-    server.seed_snapshot_crds().await.expect("snapshot CRDs");
-    server.seed_sample_app("shop").await.expect("sample app");
-    let dr = TestApiServer::start(Options { snapshot_delay: Duration::from_millis(100), ..Options::default() })
-        .await
-        .expect("test API server");
-    dr.seed_snapshot_crds().await.expect("snapshot CRDs");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let kubeconfig = dir.path().join("kubeconfig");
-    server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
-    let dr_kubeconfig = dir.path().join("dr.kubeconfig");
-    dr.write_kubeconfig(&dr_kubeconfig).expect("kubeconfig");
-    let yaml = format!(
-        r#"
-apiVersion: lifeboat.io/v1alpha1
-kind: Cluster
-metadata: {{ name: prod }}
-spec: {{ region: westeurope, kubeconfig: {{ path: "{}" }} }}
----
-apiVersion: lifeboat.io/v1alpha1
-kind: Cluster
-metadata: {{ name: dr }}
-spec: {{ region: {REGION}, kubeconfig: {{ path: "{}" }} }}
----
-apiVersion: lifeboat.io/v1alpha1
-kind: BackupPolicy
-metadata: {{ name: hourly }}
-spec:
-  clusters: [prod]
-  schedule: "0 0 * * * *"
-  rpo: 2h
-  retention: {{ keepLast: 3 }}
-  replication: {{ region: {REGION}, rpo: 4h, retention: {{ keepLast: 2 }} }}
-  selection: {{ includeNamespaces: [shop] }}
-  restores:
-  - {{ clusters: [dr], namespaces: [shop], clusterScoped: true }}
-"#,
-        kubeconfig.display(),
-        dr_kubeconfig.display()
-    );
-    let config = Config::from_sources([("policy.yaml", yaml.as_str())]).expect("config");
-    let clock = Arc::new(ManualClock::new(t("2026-11-22T10:00:30Z")));
-    let mut settings = Settings::default();
-    settings.backup.snapshot_poll = Duration::from_secs(2);
-    let (mut app, queue) =
-        embedded_with_clock(&DataDir::new(&dir.path().join("data")), config, settings, clock.clone()).expect("app");
-    // The embedded replica (a local directory, streaming copies), with disk snapshot copies.
+/// The world: `prod` (the sample app in `shop`) in westeurope, `dr` in the second region, the
+/// policy replicating there; the embedded replica (a local directory, streaming copies) gets
+/// disk snapshot copies.
+async fn world() -> (World, Arc<SnapshotCopies>) {
+    let prod = api_server(Duration::from_millis(100)).await;
+    prod.seed_sample_app("shop").await.expect("sample app");
+    let mut w = WorldBuilder::new()
+        .cluster("prod", prod)
+        .cluster_in("dr", api_server(Duration::from_millis(100)).await, REGION)
+        .retention("{ keepLast: 3 }")
+        .policy(&format!(
+            "replication: {{ region: {REGION}, rpo: 4h, retention: {{ keepLast: 2 }} }}\n\
+             selection: {{ includeNamespaces: [shop] }}\n\
+             restores:\n- {{ clusters: [dr], namespaces: [shop], clusterScoped: true }}"
+        ))
+        .build();
     let copies = Arc::new(SnapshotCopies::default());
-    let mut replica = app.replicas.first().expect("a replica for the policy's region").clone();
+    let mut replica = w.app.replicas.first().expect("a replica for the policy's region").clone();
     replica.snapshots = Some(copies.clone());
-    app.replicas = Arc::new(vec![replica]);
-    World { server, dr, app, queue, clock, copies, dir }
-}
-
-async fn take(w: &World, queue: &str) -> Vec<ReceivedMessage> {
-    let batch = w.queue.receive(queue, 10).await.expect("receive");
-    for m in &batch {
-        w.queue.complete(m).await.expect("complete");
-    }
-    batch
-}
-
-async fn run(w: &World, function: &str, input: TriggerInput) -> String {
-    match dispatch(&w.app, function, input).await {
-        Outcome::Done { logs, .. } => logs.join("\n"),
-        other => panic!("{function}: expected Done, got {other:?}"),
-    }
+    w.app.replicas = Arc::new(vec![replica]);
+    (w, copies)
 }
 
 async fn dispatch(app: &AppState, function: &str, input: TriggerInput) -> Outcome {
     let def = app.function(function).expect("function").clone();
     handlers::dispatch(app, &def, input).await.unwrap_or_else(|e| panic!("{function}: {e}"))
+}
+
+async fn prune(w: &World) -> String {
+    logs(&dispatch(&w.app, "prune", TriggerInput::Timer(TimerInput::default())).await)
 }
 
 /// Puts a restore request (`fields` over a restore of backup `id` of prod into dr) on
@@ -173,37 +112,22 @@ async fn restore(w: &World, app: &AppState, id: &BackupId, fields: serde_json::V
     let request: RestoreRequest = decode(&serde_json::to_vec(&body).expect("json")).expect("a valid request");
     let message = OutgoingMessage::json(RestoreRequest::QUEUE.name(), request.message_id(), encode(&request));
     w.app.bus.send(message).await.expect("send");
-    let batch = take(w, "restore-requests").await;
+    let batch = w.take("restore-requests").await;
     assert_eq!(batch.len(), 1, "{batch:?}");
     let outcome = dispatch(app, "restore", TriggerInput::Message(MessageInput::from(&batch[0]))).await;
     (request, outcome)
 }
 
-async fn deliver(w: &World, function: &str, message: &ReceivedMessage) -> String {
-    run(w, function, TriggerInput::Message(MessageInput::from(message))).await
-}
-
 /// The backup of the hourly slot at `slot`, made and replicated by the real handlers.
 async fn hourly_backup(w: &World, slot: &str) -> BackupId {
     w.clock.set(t(slot) + chrono::Duration::seconds(30));
-    run(w, "schedule_tick", TriggerInput::Timer(TimerInput::default())).await;
-    let requests = take(w, "backup-requests").await;
-    assert_eq!(requests.len(), 1, "one backup for the slot {slot}: {requests:?}");
-    deliver(w, "backup", &requests[0]).await;
-    let id = BackupId::scheduled(&PolicyName::new("hourly").expect("name"), t(slot));
-    for _ in 0..30 {
-        w.clock.advance(Duration::from_secs(30));
-        tokio::time::sleep(Duration::from_millis(120)).await; // the simulated CSI controller works in real time
-        let Some(check) = take(w, "snapshot-checks").await.pop() else { continue };
-        if deliver(w, "snapshot_check", &check).await.contains("committed") {
-            let copy = take(w, "copy-requests").await;
-            assert_eq!(copy.len(), 1, "{copy:?}");
-            let copied = deliver(w, "copy", &copy[0]).await;
-            assert!(copied.contains("replicated to northeurope"), "{copied}");
-            return id;
-        }
-    }
-    panic!("the backup of {slot} never committed");
+    let request = w.request_backup().await;
+    w.deliver("backup", &request).await;
+    w.commit().await;
+    let copy = w.take_one("copy-requests").await;
+    let copied = logs(&w.deliver("copy", &copy).await);
+    assert!(copied.contains("replicated to northeurope"), "{copied}");
+    BackupId::scheduled(&PolicyName::new("hourly").expect("name"), t(slot))
 }
 
 fn cluster() -> ClusterName {
@@ -217,19 +141,18 @@ async fn blob_count(store: &dyn ObjectStore, id: &BackupId) -> usize {
 
 /// The backup ids the cluster's VolumeSnapshots are labelled with.
 fn volume_snapshot_backups(w: &World) -> BTreeSet<String> {
-    let listed = w.server.store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", None).expect("list");
+    let listed = w.server("prod").store().list("snapshot.storage.k8s.io/v1", "VolumeSnapshot", None).expect("list");
     listed.iter().filter_map(|v| v["metadata"]["labels"]["lifeboat.io/backup-id"].as_str().map(str::to_owned)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prune_removes_exactly_the_expected_backups_in_both_regions_and_the_cluster() {
-    let w = world().await;
+    let (w, copies) = world().await;
     let mut ids = Vec::new();
     for hour in 10..15 {
         ids.push(hourly_backup(&w, &format!("2026-11-22T{hour}:00:00Z")).await);
     }
-    let replica_store =
-        LocalDirObjectStore::open(DataDir::new(&w.dir.path().join("data")).replica(REGION)).expect("replica directory");
+    let replica_store = LocalDirObjectStore::open(DataDir::new(&w.data()).replica(REGION)).expect("replica directory");
     let mut records = Vec::new();
     for id in &ids {
         let (record, _) = catalog::get(w.app.state.as_ref(), &cluster(), id).await.expect("catalog").expect("record");
@@ -242,13 +165,13 @@ async fn prune_removes_exactly_the_expected_backups_in_both_regions_and_the_clus
     let copies_of = |i: usize| -> Vec<String> {
         records[i].replica.as_ref().expect("replica").snapshots.iter().filter_map(|s| s.handle.clone()).collect()
     };
-    assert_eq!(w.copies.live().len(), (0..5).map(|i| copies_of(i).len()).sum::<usize>(), "every snapshot copied");
+    assert_eq!(copies.live().len(), (0..5).map(|i| copies_of(i).len()).sum::<usize>(), "every snapshot copied");
     assert_eq!(volume_snapshot_backups(&w).len(), 5);
 
     // An hour on: keepLast 3 keeps 12:00–14:00 and removes 10:00 and 11:00 with their replicas;
     // the replicas of the kept ones follow keepLast 2: 12:00's goes alone.
     w.clock.set(t("2026-11-22T15:00:30Z"));
-    let logs = run(&w, "prune", TriggerInput::Timer(TimerInput::default())).await;
+    let logs = prune(&w).await;
     assert!(logs.contains("prune: kept 3, removed 2; replicas: kept 2, removed 3"), "{logs}");
 
     let primary = w.app.objects.as_ref();
@@ -273,7 +196,7 @@ async fn prune_removes_exactly_the_expected_backups_in_both_regions_and_the_clus
             );
         }
         for copy in copies_of(i) {
-            assert_eq!(w.copies.live().contains(&copy), replica_kept, "snapshot copy {copy}");
+            assert_eq!(copies.live().contains(&copy), replica_kept, "snapshot copy {copy}");
         }
     }
     let (noon, _) = catalog::get(w.app.state.as_ref(), &cluster(), &ids[2]).await.expect("catalog").expect("record");
@@ -292,7 +215,7 @@ async fn prune_removes_exactly_the_expected_backups_in_both_regions_and_the_clus
     }
 
     // The timer fires again (or the host redelivers): nothing more goes.
-    let again = run(&w, "prune", TriggerInput::Timer(TimerInput::default())).await;
+    let again = prune(&w).await;
     assert!(again.contains("prune: kept 3, removed 0; replicas: kept 2, removed 0"), "{again}");
     assert_eq!(volume_snapshot_backups(&w), kept);
 }
@@ -334,7 +257,7 @@ impl ObjectStore for RegionDown {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn with_the_primary_region_down_a_restore_from_the_copy_brings_the_namespace_back_in_the_second_region() {
-    let w = world().await;
+    let (w, _) = world().await;
     let id = hourly_backup(&w, "2026-11-22T10:00:00Z").await;
     let (record, _) = catalog::get(w.app.state.as_ref(), &cluster(), &id).await.expect("catalog").expect("record");
     let copies: BTreeSet<String> =
@@ -354,7 +277,7 @@ async fn with_the_primary_region_down_a_restore_from_the_copy_brings_the_namespa
     let primary: RestoreRequest = decode(&serde_json::to_vec(&request).expect("json")).expect("request");
     let message = OutgoingMessage::json(RestoreRequest::QUEUE.name(), primary.message_id(), encode(&primary));
     w.app.bus.send(message).await.expect("send");
-    let batch = take(&w, "restore-requests").await;
+    let batch = w.take("restore-requests").await;
     let err = handlers::dispatch(&app, &def, TriggerInput::Message(MessageInput::from(&batch[0])))
         .await
         .expect_err("the primary copy is unreachable");
@@ -380,31 +303,18 @@ async fn with_the_primary_region_down_a_restore_from_the_copy_brings_the_namespa
         }
         other => panic!("expected the restore to finish, got {other:?}"),
     }
-    let config_maps = w.dr.store().list("v1", "ConfigMap", Some("shop")).expect("list");
+    let config_maps = w.server("dr").store().list("v1", "ConfigMap", Some("shop")).expect("list");
     assert!(config_maps.iter().any(|c| c["metadata"]["name"] == "web-config"), "{config_maps:?}");
-    let claims = w.dr.store().list("v1", "PersistentVolumeClaim", Some("shop")).expect("list");
+    let claims = w.server("dr").store().list("v1", "PersistentVolumeClaim", Some("shop")).expect("list");
     assert!(!claims.is_empty());
     for claim in &claims {
         let name = claim["metadata"]["name"].as_str().expect("name");
-        let handle = restored_handle(&w.dr, "shop", name);
+        let handle = restored_handle(w.server("dr"), "shop", name);
         assert!(copies.contains(&handle), "claim {name} comes from a copy in {REGION}, not {handle}");
     }
     // The results are written beside what was read.
-    let replica_store =
-        LocalDirObjectStore::open(DataDir::new(&w.dir.path().join("data")).replica(REGION)).expect("replica directory");
+    let replica_store = LocalDirObjectStore::open(DataDir::new(&w.data()).replica(REGION)).expect("replica directory");
     let results = format!("restores/dr/{}", request.restore_id());
     let listed = replica_store.list(&results, None, 10).await.expect("list");
     assert!(!listed.objects.is_empty(), "results under {results}");
-}
-
-/// The snapshot handle a restored PVC's data comes from: PVC → VolumeSnapshot → content.
-fn restored_handle(server: &Running, namespace: &str, pvc: &str) -> String {
-    let s = server.store();
-    let claim = s.get("v1", "PersistentVolumeClaim", namespace, pvc).expect("PVC restored");
-    assert_eq!(claim["spec"]["dataSource"]["kind"], "VolumeSnapshot", "{claim}");
-    let vs_name = claim["spec"]["dataSource"]["name"].as_str().expect("a snapshot name");
-    let vs = s.get("snapshot.storage.k8s.io/v1", "VolumeSnapshot", namespace, vs_name).expect("VolumeSnapshot");
-    let content = vs["spec"]["source"]["volumeSnapshotContentName"].as_str().expect("pre-provisioned content");
-    let vsc = s.get("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", "", content).expect("content");
-    vsc["spec"]["source"]["snapshotHandle"].as_str().expect("handle").to_owned()
 }

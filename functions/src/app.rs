@@ -116,6 +116,24 @@ impl AppState {
     pub fn function(&self, name: &str) -> Option<&FunctionDef> {
         self.functions.iter().find(|f| f.name == name)
     }
+
+    /// The second regions' stores, as `prune` and `restore` reach them.
+    pub fn replica_regions(&self) -> Vec<lifeboat_shared::workflows::regions::ReplicaRegion<'_>> {
+        self.replicas.iter().map(Replica::region_stores).collect()
+    }
+
+    /// What `prune` reads and changes, the second regions' stores in `regions`.
+    pub fn prune_deps<'a>(
+        &'a self,
+        regions: &'a [lifeboat_shared::workflows::regions::ReplicaRegion<'a>],
+    ) -> lifeboat_shared::workflows::prune::PruneDeps<'a> {
+        lifeboat_shared::workflows::prune::PruneDeps {
+            state: self.state.as_ref(),
+            objects: self.objects.as_ref(),
+            clusters: self.clusters.as_ref(),
+            replicas: regions,
+        }
+    }
 }
 
 /// Where the embedded defaults keep their files.

@@ -74,8 +74,9 @@ pub async fn handle(app: &AppState, function: &str, message: &ReceivedMessage) -
 
 /// Builds a [`World`]: its clusters, the policy's knobs, the settings and the clock.
 pub struct WorldBuilder {
-    clusters: Vec<(String, Running, String)>,
+    clusters: Vec<ClusterDef>,
     policy: Vec<String>,
+    retention: String,
     settings: Settings,
     start: DateTime<Utc>,
 }
@@ -91,7 +92,8 @@ impl WorldBuilder {
     pub fn new() -> Self {
         let mut settings = Settings::default();
         settings.backup.snapshot_poll = Duration::from_secs(2);
-        Self { clusters: Vec::new(), policy: Vec::new(), settings, start: t(START) }
+        let retention = "{ keepLast: 24 }".to_owned();
+        Self { clusters: Vec::new(), policy: Vec::new(), retention, settings, start: t(START) }
     }
 
     /// A cluster `name` in `westeurope`, served by `server`. The policy protects the first one.
@@ -101,7 +103,21 @@ impl WorldBuilder {
 
     /// [`Self::cluster`] with `spec` added to the cluster's spec, e.g. `tags: { git_tag: v1.4.2 }`.
     pub fn cluster_with(mut self, name: &str, server: Running, spec: &str) -> Self {
-        self.clusters.push((name.to_owned(), server, spec.to_owned()));
+        let region = "westeurope".to_owned();
+        self.clusters.push(ClusterDef { name: name.to_owned(), server, region, spec: spec.to_owned() });
+        self
+    }
+
+    /// [`Self::cluster`] in `region`.
+    pub fn cluster_in(mut self, name: &str, server: Running, region: &str) -> Self {
+        let (name, region) = (name.to_owned(), region.to_owned());
+        self.clusters.push(ClusterDef { name, server, region, spec: String::new() });
+        self
+    }
+
+    /// The policy's `retention` (`{ keepLast: 24 }` unless set).
+    pub fn retention(mut self, retention: &str) -> Self {
+        retention.clone_into(&mut self.retention);
         self
     }
 
@@ -129,20 +145,21 @@ impl WorldBuilder {
     pub fn build(self) -> World {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut yaml = String::new();
-        for (name, server, spec) in &self.clusters {
+        for ClusterDef { name, server, region, spec } in &self.clusters {
             let kubeconfig = dir.path().join(format!("{name}.kubeconfig"));
             server.write_kubeconfig(&kubeconfig).expect("kubeconfig");
             let extra = if spec.is_empty() { String::new() } else { format!(", {spec}") };
             yaml.push_str(&format!(
                 "apiVersion: lifeboat.io/v1alpha1\nkind: Cluster\nmetadata: {{ name: {name} }}\n\
-                 spec: {{ region: westeurope, kubeconfig: {{ path: \"{}\" }}{extra} }}\n---\n",
+                 spec: {{ region: {region}, kubeconfig: {{ path: \"{}\" }}{extra} }}\n---\n",
                 kubeconfig.display()
             ));
         }
-        let protected = self.clusters.first().map(|(name, ..)| name.as_str()).expect("at least one cluster");
+        let protected = self.clusters.first().map(|c| c.name.as_str()).expect("at least one cluster");
         yaml.push_str(&format!(
             "apiVersion: lifeboat.io/v1alpha1\nkind: BackupPolicy\nmetadata: {{ name: hourly }}\nspec:\n  \
-             clusters: [{protected}]\n  schedule: \"0 0 * * * *\"\n  rpo: 2h\n  retention: {{ keepLast: 24 }}\n{}\n",
+             clusters: [{protected}]\n  schedule: \"0 0 * * * *\"\n  rpo: 2h\n  retention: {}\n{}\n",
+            self.retention,
             self.policy.join("\n")
         ));
         let config_file = dir.path().join("lifeboat.yaml");
@@ -151,9 +168,31 @@ impl WorldBuilder {
         let clock = Arc::new(ManualClock::new(self.start));
         let data = DataDir::new(&dir.path().join("data"));
         let (app, queue) = embedded_with_clock(&data, config, self.settings, clock.clone()).expect("app");
-        let servers = self.clusters.into_iter().map(|(name, server, _)| (name, server)).collect();
+        let servers = self.clusters.into_iter().map(|c| (c.name, c.server)).collect();
         World { app, queue, clock, servers, dir }
     }
+}
+
+/// A cluster of the world.
+struct ClusterDef {
+    name: String,
+    server: Running,
+    region: String,
+    /// More of its spec.
+    spec: String,
+}
+
+/// The snapshot handle a restored PVC's data comes from: PVC → VolumeSnapshot → content.
+pub fn restored_handle(server: &Running, namespace: &str, pvc: &str) -> String {
+    let s = server.store();
+    let claim = s.get("v1", "PersistentVolumeClaim", namespace, pvc).expect("PVC restored");
+    assert_eq!(claim["spec"]["dataSource"]["kind"], "VolumeSnapshot", "{claim}");
+    let vs_name = claim["spec"]["dataSource"]["name"].as_str().expect("a snapshot name");
+    let vs = s.get("snapshot.storage.k8s.io/v1", "VolumeSnapshot", namespace, vs_name).expect("VolumeSnapshot");
+    let content = vs["spec"]["source"]["volumeSnapshotContentName"].as_str().expect("pre-provisioned content");
+    let vsc = s.get("snapshot.storage.k8s.io/v1", "VolumeSnapshotContent", "", content).expect("content");
+    assert_eq!(vsc["spec"]["volumeSnapshotRef"]["namespace"], namespace, "{vsc}");
+    vsc["spec"]["source"]["snapshotHandle"].as_str().expect("handle").to_owned()
 }
 
 /// The running world; see the module's documentation.

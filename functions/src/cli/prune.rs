@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use lifeboat_shared::domain::retention::{Decision, Options};
 use lifeboat_shared::ports::{Clock, SystemClock};
-use lifeboat_shared::workflows::prune::{self, PruneDeps};
+use lifeboat_shared::workflows::prune;
 
 use super::{Local, load_config, table};
 use crate::app::{self, DataDir, Settings};
@@ -40,13 +40,8 @@ pub(crate) async fn run(args: Args) -> anyhow::Result<ExitCode> {
     let (app, _queue) =
         app::build(&data, config, Settings::default(), &storage, &crate::bus::BusChoice::from_env()?, clock)?;
     let options = Options { now, uncommitted_grace: args.grace };
-    let regions: Vec<_> = app.replicas.iter().map(crate::replica::Replica::region_stores).collect();
-    let deps = PruneDeps {
-        state: app.state.as_ref(),
-        objects: app.objects.as_ref(),
-        clusters: app.clusters.as_ref(),
-        replicas: &regions,
-    };
+    let regions = app.replica_regions();
+    let deps = app.prune_deps(&regions);
     let report = prune::run(&app.config, deps, &options, args.dry_run).await?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -114,7 +114,7 @@ async fn plan(
     read: &lifeboat_shared::archive::ReadOptions,
     json_out: bool,
 ) -> anyhow::Result<ExitCode> {
-    let regions: Vec<_> = app.replicas.iter().map(crate::replica::Replica::region_stores).collect();
+    let regions = app.replica_regions();
     let sources = restore::Sources { primary: app.objects.as_ref(), replicas: &regions };
     let prepared = match restore::prepare(app.state.as_ref(), sources, &app.config, request, read, None).await {
         Ok(p) => p,

@@ -1,20 +1,15 @@
 //! `prune` (timer): applies every target's retention (see `workflows::prune`).
 
 use lifeboat_shared::domain::retention::Options;
-use lifeboat_shared::workflows::prune::{self, PruneDeps};
+use lifeboat_shared::workflows::prune;
 
 use super::{HandlerError, Outcome, TimerInput, retryable};
 use crate::app::AppState;
 
 pub(crate) async fn handle(app: &AppState, timer: TimerInput) -> Result<Outcome, HandlerError> {
     let options = Options::at(app.clock.now());
-    let regions: Vec<_> = app.replicas.iter().map(crate::replica::Replica::region_stores).collect();
-    let deps = PruneDeps {
-        state: app.state.as_ref(),
-        objects: app.objects.as_ref(),
-        clusters: app.clusters.as_ref(),
-        replicas: &regions,
-    };
+    let regions = app.replica_regions();
+    let deps = app.prune_deps(&regions);
     let report = prune::run(&app.config, deps, &options, false)
         .await
         // What was removed stays removed; the next run (or the host's retry) finishes the rest.

@@ -25,7 +25,7 @@ pub(crate) async fn handle(app: &AppState, input: &MessageInput) -> Result<Outco
             format!("restore {}: connecting to cluster {}: {e}", request.restore_id(), request.target_cluster),
         )
     })?;
-    let regions: Vec<_> = app.replicas.iter().map(crate::replica::Replica::region_stores).collect();
+    let regions = app.replica_regions();
     let deps = Deps {
         state: app.state.as_ref(),
         objects: app.objects.as_ref(),
