@@ -204,8 +204,15 @@ async fn an_interrupted_removal_is_finished_by_the_next_run() {
     assert_eq!(world.catalog_ids().await.len(), 2);
 }
 
-/// A state store where someone else saves each backup entry just before prune marks it.
-struct Racing(SqliteStateStore);
+/// A state store where someone else saves each backup entry (or only the one with the row key
+/// given) just before prune marks it.
+struct Racing(SqliteStateStore, Option<String>);
+
+impl Racing {
+    fn races(&self, table: &str, row_key: &str) -> bool {
+        table == layout::TABLE_BACKUPS && self.1.as_deref().is_none_or(|only| only == row_key)
+    }
+}
 
 #[async_trait::async_trait]
 impl StateStore for Racing {
@@ -216,7 +223,7 @@ impl StateStore for Racing {
         self.0.upsert(t, e).await
     }
     async fn update(&self, t: &str, e: &Entity, if_match: &ETag) -> Result<ETag, StateStoreError> {
-        if t == layout::TABLE_BACKUPS {
+        if self.races(t, &e.row_key) {
             let current = self.0.get(t, &e.partition_key, &e.row_key).await?.expect("entry");
             self.0.upsert(t, &current).await?; // a concurrent writer: new ETag
         }
@@ -232,6 +239,14 @@ impl StateStore for Racing {
         self.0.query(t, q).await
     }
     async fn transact(&self, t: &str, pk: &str, ops: &[BatchOp]) -> Result<Vec<Option<ETag>>, StateStoreError> {
+        for op in ops {
+            if let BatchOp::Update(e) = op
+                && self.races(t, &e.row_key)
+            {
+                let current = self.0.get(t, &e.partition_key, &e.row_key).await?.expect("entry");
+                self.0.upsert(t, &current).await?;
+            }
+        }
         self.0.transact(t, pk, ops).await
     }
 }
@@ -244,7 +259,7 @@ async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
         ids.push(world.backup(day, BackupState::Committed).await);
     }
     let World { state, objects, config, cluster, clusters, .. } = world;
-    let racing = Racing(state);
+    let racing = Racing(state, None);
     let now = start() + Duration::days(4);
     let deps = PruneDeps { state: &racing, objects: &objects, clusters: &clusters, replicas: &[] };
     let report = prune::run(&config, deps, &Options::at(now), false).await.unwrap();
@@ -254,6 +269,28 @@ async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
     assert_eq!(catalog::list(&racing, &cluster).await.unwrap().len(), 4, "nothing deleted under a changed entry");
     let archive = layout::archive_key(&cluster, &ids[0]);
     assert!(objects.head(&archive).await.is_ok(), "its blobs stay");
+}
+
+#[tokio::test]
+async fn removals_are_batched_and_one_entry_that_changed_does_not_hold_up_the_others() {
+    let world = World::new().await;
+    let mut ids = Vec::new();
+    for day in 0..6 {
+        ids.push(world.backup(day, BackupState::Committed).await);
+    }
+    let World { state, objects, config, cluster, clusters, .. } = world;
+    let racing = Racing(state, Some(ids[1].to_string()));
+    // keepLast 2, daily 3: days 0, 1 and 2 go; day 1 changes just before it is marked.
+    let deps = PruneDeps { state: &racing, objects: &objects, clusters: &clusters, replicas: &[] };
+    let report = prune::run(&config, deps, &Options::at(start() + Duration::days(6)), false).await.unwrap();
+    let removed: Vec<&BackupId> = report.backups.iter().filter(|b| b.removed).map(|b| &b.backup_id).collect();
+    assert_eq!(removed, [&ids[0], &ids[2]], "{}", report.summary());
+    let left = report.backups.iter().find(|b| b.backup_id == ids[1]).unwrap();
+    assert!(!left.removed && left.blobs_deleted == 0, "{left:?}");
+    let listed: Vec<String> =
+        catalog::list(&racing, &cluster).await.unwrap().iter().map(|r| r.backup_id.to_string()).collect();
+    assert_eq!(listed, [&ids[1], &ids[3], &ids[4], &ids[5]].map(ToString::to_string));
+    assert_eq!(catalog::get(&racing, &cluster, &ids[1]).await.unwrap().unwrap().0.state, BackupState::Committed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,7 +6,9 @@ use crate::domain::ids::BackupId;
 use crate::domain::names::ClusterName;
 use crate::domain::records::BackupRecord;
 use crate::layout::TABLE_BACKUPS;
-use crate::ports::state_store::{ETag, Entity, Query, StateStore, StateStoreError, query_all};
+use crate::ports::state_store::{
+    BatchOp, ETag, Entity, MAX_BATCH_OPERATIONS, Query, StateStore, StateStoreError, query_all,
+};
 
 /// Errors of the catalog.
 #[derive(Debug, thiserror::Error)]
@@ -42,6 +44,10 @@ impl CatalogError {
     /// Whether the record changed since it was read (reload and decide again).
     pub fn is_changed(&self) -> bool {
         matches!(self, CatalogError::Store { source, .. } if source.is_precondition_failed())
+    }
+    /// Whether the record is no longer in the catalog.
+    pub fn is_gone(&self) -> bool {
+        matches!(self, CatalogError::Store { source, .. } if source.is_not_found())
     }
 }
 
@@ -126,6 +132,79 @@ pub async fn save(state: &dyn StateStore, record: &BackupRecord, etag: &ETag) ->
         .update(TABLE_BACKUPS, &entity(record), etag)
         .await
         .map_err(store_err(record.cluster.as_str(), record.backup_id.as_str()))
+}
+
+/// Saves each record over its ETag (all of one cluster), in transactions of up to
+/// [`MAX_BATCH_OPERATIONS`]: one request per hundred records. A transaction refused because
+/// one of its records changed or went meanwhile is done again one record at a time, so that
+/// the others are saved. The new ETag of each, `None` for one that changed or went.
+///
+/// # Errors
+/// [`CatalogError`] when the store fails (not for a record that changed).
+pub async fn save_all(
+    state: &dyn StateStore,
+    cluster: &ClusterName,
+    records: &[(BackupRecord, ETag)],
+) -> Result<Vec<Option<ETag>>, CatalogError> {
+    let mut saved = Vec::with_capacity(records.len());
+    for chunk in records.chunks(MAX_BATCH_OPERATIONS) {
+        let ops: Vec<BatchOp> = chunk
+            .iter()
+            .map(|(record, etag)| {
+                let mut e = entity(record);
+                e.etag = Some(etag.clone());
+                BatchOp::Update(e)
+            })
+            .collect();
+        match state.transact(TABLE_BACKUPS, cluster.as_str(), &ops).await {
+            Ok(etags) => saved.extend(etags),
+            Err(e) if e.is_precondition_failed() || e.is_not_found() => {
+                for (record, etag) in chunk {
+                    saved.push(match save(state, record, etag).await {
+                        Ok(etag) => Some(etag),
+                        Err(e) if e.is_changed() || e.is_gone() => None,
+                        Err(e) => return Err(e),
+                    });
+                }
+            }
+            Err(e) => return Err(store_err(cluster.as_str(), "(batch)")(e)),
+        }
+    }
+    Ok(saved)
+}
+
+/// Deletes each entry of `cluster` while it still has its ETag, batched as [`save_all`] does;
+/// whether each is gone (one already gone counts, one that changed meanwhile does not).
+///
+/// # Errors
+/// [`CatalogError`] when the store fails.
+pub async fn delete_all(
+    state: &dyn StateStore,
+    cluster: &ClusterName,
+    entries: &[(BackupId, ETag)],
+) -> Result<Vec<bool>, CatalogError> {
+    let mut gone = Vec::with_capacity(entries.len());
+    for chunk in entries.chunks(MAX_BATCH_OPERATIONS) {
+        let ops: Vec<BatchOp> = chunk
+            .iter()
+            .map(|(id, etag)| BatchOp::Delete { row_key: id.to_string(), if_match: Some(etag.clone()) })
+            .collect();
+        match state.transact(TABLE_BACKUPS, cluster.as_str(), &ops).await {
+            Ok(_) => gone.extend(chunk.iter().map(|_| true)),
+            Err(e) if e.is_precondition_failed() || e.is_not_found() => {
+                for (id, etag) in chunk {
+                    gone.push(match state.delete(TABLE_BACKUPS, cluster.as_str(), id.as_str(), Some(etag)).await {
+                        Ok(()) => true,
+                        Err(e) if e.is_not_found() => true,
+                        Err(e) if e.is_precondition_failed() => false,
+                        Err(e) => return Err(store_err(cluster.as_str(), id.as_str())(e)),
+                    });
+                }
+            }
+            Err(e) => return Err(store_err(cluster.as_str(), "(batch)")(e)),
+        }
+    }
+    Ok(gone)
 }
 
 /// Every backup of `cluster`, in id order.

@@ -42,12 +42,13 @@ fn run(json: bool) -> anyhow::Result<()> {
         prune.targets, prune.entries, prune.removed
     );
     println!(
-        "  Table Storage requests: {} = {} query pages + {} point reads + {} writes + {} deletes ({:.1} per target)",
+        "  Table Storage requests: {} = {} query pages + {} point reads + {} writes + {} deletes + {} transactions ({:.1} per target)",
         prune.total,
         prune.queries,
         prune.reads,
         prune.writes,
         prune.deletes,
+        prune.transactions,
         prune.total as f64 / prune.targets as f64
     );
     println!(

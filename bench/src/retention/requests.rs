@@ -30,6 +30,7 @@ pub struct Counts {
     queries: AtomicU64,
     writes: AtomicU64,
     deletes: AtomicU64,
+    transactions: AtomicU64,
 }
 
 /// A state store that counts the calls it forwards.
@@ -70,7 +71,7 @@ impl<S: StateStore> StateStore for Counting<S> {
         self.inner.query(table, query).await
     }
     async fn transact(&self, table: &str, pk: &str, ops: &[BatchOp]) -> Result<Vec<Option<ETag>>, StateStoreError> {
-        bump(&self.counts.writes);
+        bump(&self.counts.transactions);
         self.inner.transact(table, pk, ops).await
     }
 }
@@ -88,10 +89,12 @@ pub struct RequestReport {
     pub queries: u64,
     /// Point reads.
     pub reads: u64,
-    /// Inserts, updates, upserts, batches.
+    /// Inserts, updates, upserts.
     pub writes: u64,
     /// Deletes.
     pub deletes: u64,
+    /// Entity-group transactions (up to 100 operations of one partition each).
+    pub transactions: u64,
     /// All requests.
     pub total: u64,
     /// Wall time of the run against SQLite, milliseconds (not Azure's latency).
@@ -143,7 +146,7 @@ pub async fn measure(targets: usize) -> anyhow::Result<RequestReport> {
             catalog::claim(&state, &record).await?;
         }
     }
-    for c in [&counts.reads, &counts.queries, &counts.writes, &counts.deletes] {
+    for c in [&counts.reads, &counts.queries, &counts.writes, &counts.deletes, &counts.transactions] {
         c.store(0, Ordering::Relaxed);
     }
     let start = Instant::now();
@@ -154,6 +157,7 @@ pub async fn measure(targets: usize) -> anyhow::Result<RequestReport> {
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
     let (queries, reads, writes, deletes) =
         (load(&counts.queries), load(&counts.reads), load(&counts.writes), load(&counts.deletes));
+    let transactions = load(&counts.transactions);
     Ok(RequestReport {
         targets,
         entries: targets * slots.len(),
@@ -162,7 +166,8 @@ pub async fn measure(targets: usize) -> anyhow::Result<RequestReport> {
         reads,
         writes,
         deletes,
-        total: queries + reads + writes + deletes,
+        transactions,
+        total: queries + reads + writes + deletes + transactions,
         elapsed_ms,
     })
 }

@@ -11,8 +11,9 @@
 //! `Deleting` (blobs and entry kept, so nothing is forgotten) until it can.
 //!
 //! Table Storage requests per cluster: one query page per 1,000 catalog entries, one query for
-//! holds, one for readers; per removed backup: one update (to `Deleting`, guarded by the ETag
-//! the listing returned) and one delete; per replica removed alone: two updates.
+//! holds, one for readers; per hundred removed backups: one transaction marking them
+//! `Deleting` (each guarded by the ETag the listing returned) and one deleting their entries;
+//! per replica removed alone: two updates.
 
 pub mod replicas;
 pub mod snapshots;
@@ -62,17 +63,6 @@ pub enum PruneError {
         #[source]
         source: ObjectStoreError,
     },
-    /// Deleting the catalog entry failed.
-    #[error("deleting catalog entry {cluster}/{backup_id} failed")]
-    Entry {
-        /// Cluster.
-        cluster: String,
-        /// Backup.
-        backup_id: String,
-        /// The cause.
-        #[source]
-        source: StateStoreError,
-    },
 }
 
 impl PruneError {
@@ -80,7 +70,7 @@ impl PruneError {
     pub fn is_transient(&self) -> bool {
         match self {
             PruneError::Catalog(e) => e.is_transient(),
-            PruneError::Table { source, .. } | PruneError::Entry { source, .. } => source.is_transient(),
+            PruneError::Table { source, .. } => source.is_transient(),
             PruneError::Blobs { source, .. } => source.is_transient(),
         }
     }
@@ -249,6 +239,7 @@ impl<'d> ClusterPass<'_, 'd> {
             decide(&target.policy.spec.retention, &records, candidates, &stores, true, self.options).await?;
         let left_over = unfinished.into_iter().map(|r| (r, Decision::Remove(RemoveReason::NoRule)));
         let mut kept = Vec::new();
+        let mut removals = Vec::new();
         for (entry, decision) in live.into_iter().zip(decisions).chain(left_over) {
             let (record, etag) = (&entry.0, &entry.1);
             let mut judged = Judged::new(record, decision);
@@ -261,17 +252,73 @@ impl<'d> ClusterPass<'_, 'd> {
                     .filter(|r| r.is_present())
                     .map(|r| ReplicaJudged::new(r, Decision::Remove(RemoveReason::WithPrimary)));
                 if !self.dry_run {
-                    let removal = self.remove(record, etag).await?;
-                    judged.blobs_deleted = removal.blobs;
-                    judged.volume_snapshots_deleted = removal.snapshots.volume_snapshots + removal.snapshots.contents;
-                    judged.left_because = removal.left_because;
-                    judged.removed = removal.removed;
-                    judged.replica = removal.replica.or(judged.replica);
+                    removals.push((report.backups.len(), record, etag));
                 }
             }
             report.backups.push(judged);
         }
+        if !removals.is_empty() {
+            self.remove_all(&removals, report).await?;
+        }
         Ok(kept)
+    }
+
+    /// Removes `removals` (each with its index in the report): marks them all `Deleting` (one
+    /// transaction per hundred), clears each (volume snapshots, replica, blobs), then deletes
+    /// the entries of those cleared (one transaction per hundred). An entry that changed since
+    /// it was listed is left alone (decided again next run); a cluster or second region that
+    /// cannot be reached leaves the entry `Deleting` with its blobs. A store failure midway
+    /// leaves entries `Deleting` that the next run finishes.
+    async fn remove_all(
+        &mut self,
+        removals: &[(usize, &BackupRecord, &ETag)],
+        report: &mut PruneReport,
+    ) -> Result<(), PruneError> {
+        let (state, now) = (self.deps.state, self.options.now);
+        let cluster = &self.def.name;
+        let mut marked: Vec<Option<(BackupRecord, ETag)>> = vec![None; removals.len()];
+        let mut marking = Vec::new();
+        for (i, (_, listed, etag)) in removals.iter().enumerate() {
+            if listed.state == BackupState::Deleting {
+                marked[i] = Some(((*listed).clone(), (*etag).clone())); // an interrupted removal
+            } else if let Some(record) = deleting(listed, now) {
+                marking.push((i, (record, (*etag).clone())));
+            }
+        }
+        let records: Vec<(BackupRecord, ETag)> = marking.iter().map(|(_, m)| m.clone()).collect();
+        let saved = catalog::save_all(state, cluster, &records).await?;
+        for ((i, (record, _)), etag) in marking.into_iter().zip(saved) {
+            marked[i] = etag.map(|etag| (record, etag));
+        }
+        if self.connected.is_none() && marked.iter().any(Option::is_some) {
+            self.connected = Some(connect(self.deps.clusters, self.def).await);
+        }
+        let client = match &self.connected {
+            Some(Ok(c)) => Ok(c),
+            Some(Err(why)) => Err(why.clone()),
+            None => Err("not connected".to_owned()),
+        };
+        let mut cleared = Vec::new();
+        for ((index, ..), marked) in removals.iter().zip(&marked) {
+            let Some((record, etag)) = marked else { continue };
+            let removal = clear(self.deps, client.clone(), record).await?;
+            let Some(judged) = report.backups.get_mut(*index) else { continue };
+            judged.blobs_deleted = removal.blobs;
+            judged.volume_snapshots_deleted = removal.snapshots.volume_snapshots + removal.snapshots.contents;
+            judged.replica = removal.replica.or(judged.replica.take());
+            match removal.left_because {
+                Some(why) => judged.left_because = Some(why),
+                None => cleared.push((*index, (record.backup_id.clone(), etag.clone()))),
+            }
+        }
+        let entries: Vec<(BackupId, ETag)> = cleared.iter().map(|(_, e)| e.clone()).collect();
+        let gone = catalog::delete_all(state, cluster, &entries).await?;
+        for ((index, _), gone) in cleared.iter().zip(gone) {
+            if let Some(judged) = report.backups.get_mut(*index) {
+                judged.removed = gone;
+            }
+        }
+        Ok(())
     }
 
     /// Plans the replicas of the backups the primary `kept` with the replica retention of
@@ -329,19 +376,6 @@ impl<'d> ClusterPass<'_, 'd> {
             immutable_until: None,
             in_use: self.guards.read.contains(record.backup_id.as_str()),
         }
-    }
-
-    /// Removes one backup, connecting to its cluster first if no removal has yet.
-    async fn remove(&mut self, record: &BackupRecord, etag: &ETag) -> Result<Removal, PruneError> {
-        if self.connected.is_none() {
-            self.connected = Some(connect(self.deps.clusters, self.def).await);
-        }
-        let client = match &self.connected {
-            Some(Ok(c)) => Ok(c),
-            Some(Err(why)) => Err(why.clone()),
-            None => Err("not connected".to_owned()),
-        };
-        remove(self.deps, client, record, etag, self.options.now).await
     }
 }
 
@@ -438,48 +472,38 @@ async fn connect(clusters: &dyn ClusterConnector, def: &crate::domain::policy::C
     Ok(Connected { client, snapshots })
 }
 
-/// What removing one backup did.
+/// What clearing one backup did.
 #[derive(Debug, Default)]
 struct Removal {
     blobs: usize,
     snapshots: SnapshotsDeleted,
-    removed: bool,
+    /// Why it could not be cleared now (its entry stays `Deleting`).
     left_because: Option<String>,
     /// Its replica's removal, when it had one.
     replica: Option<ReplicaJudged>,
 }
 
-/// Marks the entry `Deleting`, deletes the volume snapshots, the replica, the blobs, then the
-/// entry. An entry that changed since it was listed is left alone (decided again next run); a
-/// cluster (`client` is why not) or replica region that cannot be reached leaves the entry
-/// `Deleting` with its blobs.
-async fn remove(
+/// `listed` moved to `Deleting` (through `Failed` when it never committed), unless it cannot.
+fn deleting(listed: &BackupRecord, now: DateTime<Utc>) -> Option<BackupRecord> {
+    let mut record = listed.clone();
+    if !record.state.is_restorable() && record.state != BackupState::Failed {
+        record.failure = Some("uncommitted after the grace period; swept by prune".into());
+        let _ = record.move_to(BackupState::Failed, now);
+    }
+    record.move_to(BackupState::Deleting, now).ok().map(|_| record)
+}
+
+/// Deletes what a backup marked `Deleting` holds: its volume snapshots in the cluster (`client`
+/// is why not, when it cannot be reached), its replica, then its blobs.
+async fn clear(
     deps: PruneDeps<'_>,
     client: Result<&Connected, String>,
-    listed: &BackupRecord,
-    etag: &ETag,
-    now: DateTime<Utc>,
+    record: &BackupRecord,
 ) -> Result<Removal, PruneError> {
-    let (cluster, id) = (&listed.cluster, &listed.backup_id);
-    let mut record = listed.clone();
-    let etag = if record.state == BackupState::Deleting {
-        etag.clone()
-    } else {
-        if !record.state.is_restorable() && record.state != BackupState::Failed {
-            record.failure = Some("uncommitted after the grace period; swept by prune".into());
-            let _ = record.move_to(BackupState::Failed, now);
-        }
-        if record.move_to(BackupState::Deleting, now).is_err() {
-            return Ok(Removal::default());
-        }
-        match catalog::save(deps.state, &record, etag).await {
-            Ok(etag) => etag,
-            Err(e) if e.is_changed() => return Ok(Removal::default()),
-            Err(CatalogError::Store { source, .. }) if source.is_not_found() => {
-                return Ok(Removal { removed: true, ..Removal::default() }); // already gone
-            }
-            Err(e) => return Err(e.into()),
-        }
+    let (cluster, id) = (&record.cluster, &record.backup_id);
+    let left = |why: String| {
+        tracing::warn!(backup.id = %id, cluster = %cluster, "left for the next prune: {why}");
+        Some(why)
     };
     let snapshots = match client {
         Ok(c) => c
@@ -492,24 +516,22 @@ async fn remove(
     let snapshots = match snapshots {
         Ok(deleted) => deleted,
         Err(e) => {
-            let why = format!("its volume snapshots could not be deleted: {e}");
-            tracing::warn!(backup.id = %id, cluster = %cluster, "left for the next prune: {why}");
-            return Ok(Removal { left_because: Some(why), ..Removal::default() });
+            let left_because = left(format!("its volume snapshots could not be deleted: {e}"));
+            return Ok(Removal { left_because, ..Removal::default() });
         }
     };
     let mut replica = None;
     if let Some(copy) = record.replica.as_ref().filter(|r| r.is_present()) {
         let judged = ReplicaJudged::new(copy, Decision::Remove(RemoveReason::WithPrimary));
-        match replicas::delete_contents(deps.replicas, &record, copy).await {
+        match replicas::delete_contents(deps.replicas, record, copy).await {
             Ok(deleted) => {
                 let mut judged = judged.deleted(deleted);
                 judged.removed = true;
                 replica = Some(judged);
             }
             Err((deleted, why)) => {
-                tracing::warn!(backup.id = %id, cluster = %cluster, "left for the next prune: {why}");
                 let replica = Some(judged.deleted(deleted).left(why.clone()));
-                return Ok(Removal { snapshots, left_because: Some(why), replica, ..Removal::default() });
+                return Ok(Removal { snapshots, left_because: left(why), replica, ..Removal::default() });
             }
         }
     }
@@ -518,17 +540,12 @@ async fn remove(
         // Refused (e.g. a container-level immutability policy not reported per blob): this
         // backup waits, the others go on.
         Err(PruneError::Blobs { prefix, source }) if !source.is_transient() => {
-            let why = format!("its blobs under {prefix} could not be deleted: {source}");
-            tracing::warn!(backup.id = %id, cluster = %cluster, "left for the next prune: {why}");
-            return Ok(Removal { snapshots, left_because: Some(why), replica, ..Removal::default() });
+            let left_because = left(format!("its blobs under {prefix} could not be deleted: {source}"));
+            return Ok(Removal { snapshots, left_because, replica, ..Removal::default() });
         }
         Err(e) => return Err(e),
     };
-    match deps.state.delete(layout::TABLE_BACKUPS, cluster.as_str(), id.as_str(), Some(&etag)).await {
-        Ok(()) => Ok(Removal { blobs, snapshots, removed: true, left_because: None, replica }),
-        Err(e) if e.is_not_found() => Ok(Removal { blobs, snapshots, removed: true, left_because: None, replica }),
-        Err(source) => Err(PruneError::Entry { cluster: cluster.to_string(), backup_id: id.to_string(), source }),
-    }
+    Ok(Removal { blobs, snapshots, left_because: None, replica })
 }
 
 async fn delete_blobs(objects: &dyn ObjectStore, prefix: &str) -> Result<usize, PruneError> {
