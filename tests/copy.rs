@@ -2,9 +2,15 @@
 //! → `snapshot_check`, against the strict test API server) is copied to a second region
 //! through the real handler and queues,
 //! - on Azurite, from the development account to a second account (`AZURITE_ACCOUNTS`),
-//!   server-side with Copy Blob from URL and a service SAS on the source: the handler's own
-//!   byte counters stay at zero;
+//!   server-side with Copy Blob from URL and a service SAS on the source;
 //! - on the embedded defaults, from the local object directory to `<data>/replica/<region>`.
+//!
+//! Both wrap the handler's object stores (the primary `AppState::objects` and the replica's
+//! store) in a `CountingObjectStore` once the backup is committed, and read from it what the
+//! `copy` deliveries moved through the handler: on Azurite no byte at all (the handler only
+//! lists the backup's prefix; the catalog is in the state store, the manifest is copied
+//! server-side like the rest), on the embedded defaults every byte of the backup, read and
+//! written, because the streaming copier works through those same stores.
 //!
 //! Disk snapshots go through a fake `SnapshotCopier` (ARM cannot run here) that reports a copy
 //! running on its first look and done on the next.
@@ -19,7 +25,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use lifeboat::app::{AppState, DataDir, Settings, embedded_with_clock};
 use lifeboat::handlers::{self, MessageInput, Outcome, TimerInput, TriggerInput};
-use lifeboat::replica::Replica;
+use lifeboat::replica::{self, Replica};
 use lifeboat_shared::adapters::azure::{
     BlobObjectCopier, BlobObjectStore, ClientSettings, SharedKeyCredential, StorageAuth,
 };
@@ -35,6 +41,7 @@ use lifeboat_shared::ports::{
     CopyProgress, ManualClock, ObjectCopier, ObjectCopyState, ObjectFingerprint, ObjectStore, ObjectStoreError,
     PutOptions, QueueReceiver, ReceivedMessage, SnapshotCopier, SnapshotCopyError, TargetObject, Traffic,
 };
+use lifeboat_shared::testing::counting_object_store::{CountingObjectStore, StoreTraffic};
 use lifeboat_shared::workflows::copy::SNAPSHOTS_NOT_COPIED;
 use lifeboat_test_apiserver::{Options, Running, TestApiServer};
 use support::azurite::{AZURITE_ACCOUNT, AZURITE_KEY, Azurite, SECOND_ACCOUNT, SECOND_KEY};
@@ -236,14 +243,18 @@ async fn a_committed_backup_is_copied_server_side_between_two_azurite_accounts()
     let counting = Arc::new(CountingCopier { inner: Arc::new(copier), started: Mutex::default() });
     let snapshots = Arc::new(FakeSnapshotCopier::default());
     w.app.objects = source.clone();
+
+    let (id, request) = committed_backup(&w).await;
+    // From here on the handler's object stores count what passes through them.
+    let primary = Arc::new(CountingObjectStore::new(source.clone()));
+    let replica_store = Arc::new(CountingObjectStore::new(target.clone()));
+    w.app.objects = primary.clone();
     w.app.replicas = Arc::new(vec![Replica {
         region: REGION.to_owned(),
         copier: counting.clone(),
-        store: target.clone(),
+        store: replica_store.clone(),
         snapshots: Some(snapshots.clone()),
     }]);
-
-    let (id, request) = committed_backup(&w).await;
     let prefix = format!("backups/prod/{id}/");
     let manifest = format!("{prefix}manifest.json");
     let archive = keys(source.as_ref(), &prefix).await.into_iter().find(|k| k != &manifest).expect("an archive");
@@ -278,7 +289,6 @@ async fn a_committed_backup_is_copied_server_side_between_two_azurite_accounts()
         "{:?}",
         replica.warnings
     );
-    assert_eq!(counting.traffic(), Traffic::default(), "no byte of the backup went through the handler");
     let started = counting.started();
     assert_eq!(started.get(&archive), Some(&2), "copied, then again after the damage: {started:?}");
     assert_eq!(started.get(&manifest), Some(&1), "{started:?}");
@@ -291,30 +301,60 @@ async fn a_committed_backup_is_copied_server_side_between_two_azurite_accounts()
     assert_eq!(counting.started(), started);
     assert_eq!(*snapshots.starts.lock().expect("lock"), 1, "the snapshot copy was started once");
     assert!(take(&w, "copy-requests").await.is_empty(), "no further polls");
+
+    // Four deliveries, two copies of the archive, one of the manifest: not one byte read or
+    // written through the handler's stores. It did use them: the two deliveries that copied
+    // listed the backup (the redeliveries stopped at the catalog).
+    let (primary, replica) = (primary.traffic(), replica_store.traffic());
+    assert_eq!(body_bytes(&primary, &replica), 0, "no byte went through the handler: {primary:?} {replica:?}");
+    assert_eq!(primary.lists, 2, "one listing of the backup per delivery that copied: {primary:?}");
+}
+
+/// Body bytes read from and written to the handler's primary and replica stores.
+fn body_bytes(primary: &StoreTraffic, replica: &StoreTraffic) -> u64 {
+    primary.read_bytes + primary.written_bytes + replica.read_bytes + replica.written_bytes
+}
+
+/// The bytes of every object under `prefix`.
+async fn size_under(store: &dyn ObjectStore, prefix: &str) -> u64 {
+    store.list(prefix, None, 1000).await.expect("list").objects.iter().map(|o| o.size).sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_committed_backup_is_copied_between_local_directories_on_the_embedded_defaults() {
-    let w = world().await;
+    let mut w = world().await;
     let (id, request) = committed_backup(&w).await;
     let prefix = format!("backups/prod/{id}/");
     let replica_dir = DataDir::new(&w.dir.path().join("data")).replica(REGION);
     let target = LocalDirObjectStore::open(&replica_dir).expect("replica directory");
+    // The same counting as on Azurite, around the same stores the streaming copier works on.
+    let source = Arc::clone(&w.app.objects);
+    let primary = Arc::new(CountingObjectStore::new(Arc::clone(&source)));
+    let embedded = w.app.replicas.first().expect("a replica for the policy's region").clone();
+    let replica_store = Arc::new(CountingObjectStore::new(Arc::clone(&embedded.store)));
+    w.app.objects = primary.clone();
+    w.app.replicas = Arc::new(vec![replica::streaming(REGION, primary.clone(), replica_store.clone())]);
 
     let outcome = deliver(&w, "copy", &request).await;
+    let (copied, replica_traffic) = (primary.traffic(), replica_store.traffic());
     assert!(logs(&outcome).contains("replicated to northeurope"), "{outcome:?}");
-    assert_same_bytes(w.app.objects.as_ref(), &target, &prefix).await;
+    assert_same_bytes(source.as_ref(), &target, &prefix).await;
     let r = record(&w, &id).await;
     assert_eq!(r.state, BackupState::Replicated);
     let replica = r.replica.expect("replica");
     assert_eq!(replica.warnings, [SNAPSHOTS_NOT_COPIED], "no snapshot copier on the embedded defaults");
-    let copier = &w.app.replicas.first().expect("a replica for the policy's region").copier;
-    let traffic = copier.traffic();
-    assert!(traffic.uploaded > 0, "a local copy streams through the process: {traffic:?}");
+
+    // Here the backup does flow through the handler: every byte written to the replica, and
+    // read from the primary (once to checksum it, once to copy it).
+    let backup = size_under(&target, &prefix).await;
+    assert!(backup > 0);
+    assert_eq!(replica_traffic.written_bytes, backup, "{replica_traffic:?}");
+    assert_eq!(copied.read_bytes, 2 * backup, "{copied:?}");
+    assert!(body_bytes(&copied, &replica_traffic) > 0, "the Azurite test's assertion fails here");
 
     let again = deliver(&w, "copy", &request).await;
     assert!(logs(&again).contains("already replicated"), "{again:?}");
-    assert_eq!(copier.traffic(), traffic, "a redelivery copies nothing");
+    assert_eq!(replica_store.traffic().since(&replica_traffic).written_bytes, 0, "a redelivery copies nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
