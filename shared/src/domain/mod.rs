@@ -6,6 +6,7 @@ pub mod ids;
 pub mod manifest;
 pub mod messages;
 pub mod names;
+pub mod platform;
 pub mod policy;
 pub mod pre_upgrade_policy;
 pub mod records;

@@ -19,6 +19,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 use serde_json::Value;
 
+use crate::domain::platform::PlatformInfo;
+
 pub use crate::domain::resources::ApiResourceInfo;
 
 /// One page of a list.
@@ -134,6 +136,16 @@ pub trait Cluster: Send + Sync {
     /// # Errors
     /// [`ClusterError`].
     async fn version(&self) -> Result<String, ClusterError>;
+
+    /// What the cloud platform says about this cluster, when it was reached through the
+    /// platform (AKS: the managed cluster as ARM described it when connecting). `None` for a
+    /// cluster reached by kubeconfig, which is the default.
+    ///
+    /// # Errors
+    /// [`ClusterError`] where an implementation asks the platform anew.
+    async fn platform(&self) -> Result<Option<PlatformInfo>, ClusterError> {
+        Ok(None)
+    }
 
     /// Every resource type, at its group's preferred version.
     ///
