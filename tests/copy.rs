@@ -36,6 +36,7 @@ use lifeboat_shared::domain::ids::BackupId;
 use lifeboat_shared::domain::names::ClusterName;
 use lifeboat_shared::domain::policy::Config;
 use lifeboat_shared::domain::records::{BackupRecord, BackupState};
+use lifeboat_shared::domain::replica_retry::ReplicaRetryPolicy;
 use lifeboat_shared::ports::object_store::{collect_bytes, stream_from_bytes};
 use lifeboat_shared::ports::{
     CopyProgress, ManualClock, ObjectCopier, ObjectCopyState, ObjectFingerprint, ObjectStore, ObjectStoreError,
@@ -433,6 +434,103 @@ async fn a_copy_past_its_deadline_marks_the_replica_failed_and_a_backup_not_comm
     catalog::save(w.app.state.as_ref(), &r, &etag).await.expect("save");
     let skipped = deliver(&w, "copy", &request).await;
     assert!(logs(&skipped).contains("Deleting, not committed"), "{skipped:?}");
+}
+
+/// A snapshot copy that never finishes.
+struct Stuck;
+
+#[async_trait]
+impl SnapshotCopier for Stuck {
+    async fn start_copy(&self, source_handle: &str, target_region: &str) -> Result<String, SnapshotCopyError> {
+        Ok(format!("{source_handle}-copy-{target_region}"))
+    }
+    async fn progress(&self, _: &str) -> Result<CopyProgress, SnapshotCopyError> {
+        Ok(CopyProgress::Running { percent: Some(1) })
+    }
+    async fn delete(&self, _: &str) -> Result<bool, SnapshotCopyError> {
+        Ok(true)
+    }
+}
+
+/// Runs the `staleness` timer (which also sends the retry rounds due); its log.
+async fn staleness_run(w: &World) -> String {
+    let def = w.app.function("staleness").expect("staleness").clone();
+    let outcome =
+        handlers::dispatch(&w.app, &def, TriggerInput::Timer(TimerInput::default())).await.expect("staleness");
+    logs(&outcome)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_that_failed_at_its_deadline_is_copied_again_by_a_later_timer_run_once_per_round() {
+    let mut w = world().await;
+    let hour = chrono::Duration::hours(1);
+    w.app.settings.copy.retry = ReplicaRetryPolicy { max_retries: 1, first_wait: hour, max_wait: hour };
+    let (id, request) = committed_backup(&w).await;
+    let real = w.app.replicas.first().expect("replica").clone();
+    w.app.replicas = Arc::new(vec![Replica { snapshots: Some(Arc::new(Stuck)), ..real.clone() }]);
+    assert!(logs(&deliver(&w, "copy", &request).await).contains("poll 1 scheduled"));
+    w.clock.advance(Duration::from_secs(25 * 3600));
+    let late_poll = take_one(&w, "copy-requests").await;
+    assert!(logs(&deliver(&w, "copy", &late_poll).await).contains("failed"));
+
+    // Not retried at once; an hour after the failure, once, however often the timer runs.
+    assert!(!staleness_run(&w).await.contains("retried"));
+    assert!(take(&w, "copy-requests").await.is_empty(), "not due yet");
+    w.clock.advance(Duration::from_secs(3600));
+    let first = staleness_run(&w).await;
+    assert!(first.contains("retried (round 1 of 1)"), "{first}");
+    staleness_run(&w).await;
+    let retry = take_one(&w, "copy-requests").await;
+    assert_eq!(retry.message_id, format!("prod.{id}.copy-{REGION}.retry-1.0"), "the same id each run: sent once");
+
+    // The snapshot service works again: the round copies, polls, and the replica is complete.
+    w.app.replicas = Arc::new(vec![Replica { snapshots: Some(Arc::new(FakeSnapshotCopier::default())), ..real }]);
+    assert!(logs(&deliver(&w, "copy", &retry).await).contains("poll 1 scheduled"));
+    let r = record(&w, &id).await.replica.expect("replica");
+    assert_eq!((r.retries, r.failure.as_deref()), (1, None));
+    assert!(r.earlier_failures.len() == 1 && r.earlier_failures[0].contains("deadline"), "{:?}", r.earlier_failures);
+    assert!(!staleness_run(&w).await.contains("retried"), "a running round is not retried");
+    // A redelivery of the retry copies on (the snapshot copy is done by now), not over.
+    assert!(logs(&deliver(&w, "copy", &retry).await).contains("replicated to northeurope"));
+    assert_eq!(record(&w, &id).await.state, BackupState::Replicated);
+    assert_eq!(record(&w, &id).await.replica.expect("replica").retries, 1);
+    w.clock.advance(Duration::from_secs(60));
+    let poll = take_one(&w, "copy-requests").await;
+    assert_eq!(poll.message_id, format!("prod.{id}.copy-{REGION}.retry-1.1"), "the round's polls carry it");
+    assert!(logs(&deliver(&w, "copy", &poll).await).contains("already replicated"));
+    w.clock.advance(Duration::from_secs(48 * 3600));
+    assert!(!staleness_run(&w).await.contains("retried"));
+    assert!(take(&w, "copy-requests").await.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_replica_is_retried_at_most_the_configured_number_of_rounds() {
+    let mut w = world().await;
+    let hour = chrono::Duration::hours(1);
+    w.app.settings.copy.retry = ReplicaRetryPolicy { max_retries: 1, first_wait: hour, max_wait: hour };
+    let (id, request) = committed_backup(&w).await;
+    let real = w.app.replicas.first().expect("replica").clone();
+    w.app.replicas = Arc::new(vec![Replica { snapshots: Some(Arc::new(Stuck)), ..real }]);
+    let mut message = request;
+    // The first round, then the one retry, each running into its deadline.
+    for round in 0..2 {
+        assert!(logs(&deliver(&w, "copy", &message).await).contains("poll 1 scheduled"), "round {round}");
+        w.clock.advance(Duration::from_secs(25 * 3600));
+        assert!(logs(&deliver(&w, "copy", &take_one(&w, "copy-requests").await).await).contains("failed"));
+        w.clock.advance(Duration::from_secs(2 * 3600));
+        let sent = staleness_run(&w).await;
+        if round == 0 {
+            assert!(sent.contains("round 1 of 1"), "{sent}");
+            message = take_one(&w, "copy-requests").await;
+        } else {
+            assert!(!sent.contains("retried"), "no second retry: {sent}");
+            assert!(take(&w, "copy-requests").await.is_empty());
+        }
+    }
+    let r = record(&w, &id).await.replica.expect("replica");
+    assert_eq!(r.retries, 1);
+    assert_eq!(r.earlier_failures.len(), 1, "{r:?}");
+    assert!(r.failure.is_some(), "failed for good");
 }
 
 impl World {

@@ -10,6 +10,7 @@ pub mod platform;
 pub mod policy;
 pub mod pre_upgrade_policy;
 pub mod records;
+pub mod replica_retry;
 pub mod resources;
 pub mod restore;
 pub mod restore_access;

@@ -126,6 +126,15 @@ pub struct ReplicaRecord {
     /// What did not go as planned but did not fail the copy.
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// When the copy gave up (with [`Self::failure`]).
+    #[serde(default)]
+    pub failed_at: Option<DateTime<Utc>>,
+    /// Retry rounds started after the first copy failed (see `domain::replica_retry`).
+    #[serde(default)]
+    pub retries: u32,
+    /// Why the earlier rounds failed, oldest first.
+    #[serde(default)]
+    pub earlier_failures: Vec<String>,
 }
 
 impl ReplicaRecord {
@@ -139,6 +148,31 @@ impl ReplicaRecord {
             failure: None,
             snapshots: Vec::new(),
             warnings: Vec::new(),
+            failed_at: None,
+            retries: 0,
+            earlier_failures: Vec::new(),
+        }
+    }
+
+    /// Gives up at `now` for `reason`.
+    pub fn fail(&mut self, reason: String, now: DateTime<Utc>) {
+        self.failure = Some(reason);
+        self.failed_at = Some(now);
+    }
+
+    /// Starts retry round `round` of a failed copy, to give up again at `deadline`: the
+    /// failure moves to [`Self::earlier_failures`], and snapshot copies that failed start over
+    /// (the ones done or still running are kept).
+    pub fn retry(&mut self, round: u32, deadline: DateTime<Utc>) {
+        if let Some(failure) = self.failure.take() {
+            self.earlier_failures.push(failure);
+        }
+        self.failed_at = None;
+        self.retries = round;
+        self.deadline = deadline;
+        for snapshot in self.snapshots.iter_mut().filter(|s| s.error.is_some()) {
+            snapshot.error = None;
+            snapshot.handle = None;
         }
     }
 

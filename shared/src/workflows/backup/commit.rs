@@ -184,6 +184,7 @@ pub async fn commit(
             cluster: record.cluster.clone(),
             target_region: replication.region.clone(),
             attempt: 0,
+            round: 0,
         };
         let mut message = OutgoingMessage::json(CopyRequest::QUEUE.name(), copy.message_id(), encode(&copy));
         message.correlation_id = Some(record.backup_id.to_string());
