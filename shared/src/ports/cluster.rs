@@ -5,6 +5,8 @@
 //! - `discover` lists every resource at its group's preferred version, with its verbs and scope.
 //! - `list` returns one page (at most `limit` objects) and the continue token while more
 //!   remain; `label_selector` is applied by the server.
+//! - `platform` describes the cluster as its cloud platform does (AKS: the managed cluster in
+//!   ARM), for the manifest; a cluster reached by kubeconfig has none (the default).
 //! - `exec` runs a command in a container and waits for it, at most `timeout`; a command that
 //!   ran reports its exit code (non-zero is `Ok`), with the first [`EXEC_OUTPUT_LIMIT`] bytes of
 //!   stdout and of stderr. One that could not start (no such pod or container, the server
