@@ -161,8 +161,9 @@ impl ReplicaRecord {
     }
 
     /// Starts retry round `round` of a failed copy, to give up again at `deadline`: the
-    /// failure moves to [`Self::earlier_failures`], and snapshot copies that failed start over
-    /// (the ones done or still running are kept).
+    /// failure moves to [`Self::earlier_failures`]. Snapshot copies are kept as they are: one
+    /// still running is polled on, one the service reported failed stays settled (as it does
+    /// outside retries: its replica exists in a failed state and would be found again).
     pub fn retry(&mut self, round: u32, deadline: DateTime<Utc>) {
         if let Some(failure) = self.failure.take() {
             self.earlier_failures.push(failure);
@@ -170,10 +171,6 @@ impl ReplicaRecord {
         self.failed_at = None;
         self.retries = round;
         self.deadline = deadline;
-        for snapshot in self.snapshots.iter_mut().filter(|s| s.error.is_some()) {
-            snapshot.error = None;
-            snapshot.handle = None;
-        }
     }
 
     /// Adds `warning` unless it is already recorded (a redelivery repeats its steps).
