@@ -43,6 +43,7 @@ use lifeboat_shared::ports::{
     PutOptions, QueueReceiver, ReceivedMessage, SnapshotCopier, SnapshotCopyError, TargetObject, Traffic,
 };
 use lifeboat_shared::testing::counting_object_store::{CountingObjectStore, StoreTraffic};
+use lifeboat_shared::testing::counting_policy::CountingPolicy;
 use lifeboat_shared::workflows::copy::SNAPSHOTS_NOT_COPIED;
 use lifeboat_test_apiserver::{Options, Running, TestApiServer};
 use support::azurite::{AZURITE_ACCOUNT, AZURITE_KEY, Azurite, SECOND_ACCOUNT, SECOND_KEY};
@@ -222,8 +223,12 @@ impl SnapshotCopier for FakeSnapshotCopier {
 }
 
 fn azurite_store(azurite: &Azurite, account: &str, key: &str) -> BlobObjectStore {
+    azurite_store_with(azurite, account, key, &ClientSettings::azurite())
+}
+
+fn azurite_store_with(azurite: &Azurite, account: &str, key: &str, settings: &ClientSettings) -> BlobObjectStore {
     let auth = StorageAuth::SharedKey(SharedKeyCredential::new(account, key));
-    BlobObjectStore::new(&azurite.blob_endpoint(account), "lifeboat", &auth, &ClientSettings::azurite()).expect("store")
+    BlobObjectStore::new(&azurite.blob_endpoint(account), "lifeboat", &auth, settings).expect("store")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -232,13 +237,19 @@ async fn a_committed_backup_is_copied_server_side_between_two_azurite_accounts()
     let mut w = world().await;
     let source = Arc::new(azurite_store(&azurite, AZURITE_ACCOUNT, AZURITE_KEY));
     let target = Arc::new(azurite_store(&azurite, SECOND_ACCOUNT, SECOND_KEY));
+    // The handler's own Blob clients (the copier works through its stores' clients) count
+    // their traffic at the HTTP level too, whatever port it serves.
+    let http = CountingPolicy::default();
+    let counted = ClientSettings { policies: vec![Arc::new(http.clone())], ..ClientSettings::azurite() };
+    let handler_source = Arc::new(azurite_store_with(&azurite, AZURITE_ACCOUNT, AZURITE_KEY, &counted));
+    let handler_target = Arc::new(azurite_store_with(&azurite, SECOND_ACCOUNT, SECOND_KEY, &counted));
     let source_auth = StorageAuth::SharedKey(SharedKeyCredential::new(AZURITE_ACCOUNT, AZURITE_KEY));
     let copier = BlobObjectCopier::new(
-        Arc::clone(&source),
+        Arc::clone(&handler_source),
         &azurite.blob_endpoint(AZURITE_ACCOUNT),
         &source_auth,
-        Arc::clone(&target),
-        &ClientSettings::azurite(),
+        Arc::clone(&handler_target),
+        &counted,
     )
     .expect("copier");
     let counting = Arc::new(CountingCopier { inner: Arc::new(copier), started: Mutex::default() });
@@ -247,8 +258,8 @@ async fn a_committed_backup_is_copied_server_side_between_two_azurite_accounts()
 
     let (id, request) = committed_backup(&w).await;
     // From here on the handler's object stores count what passes through them.
-    let primary = Arc::new(CountingObjectStore::new(source.clone()));
-    let replica_store = Arc::new(CountingObjectStore::new(target.clone()));
+    let primary = Arc::new(CountingObjectStore::new(handler_source.clone()));
+    let replica_store = Arc::new(CountingObjectStore::new(handler_target.clone()));
     w.app.objects = primary.clone();
     w.app.replicas = Arc::new(vec![Replica {
         region: REGION.to_owned(),
@@ -309,6 +320,13 @@ async fn a_committed_backup_is_copied_server_side_between_two_azurite_accounts()
     let (primary, replica) = (primary.traffic(), replica_store.traffic());
     assert_eq!(body_bytes(&primary, &replica), 0, "no byte went through the handler: {primary:?} {replica:?}");
     assert_eq!(primary.lists, 2, "one listing of the backup per delivery that copied: {primary:?}");
+    // On the wire: listings and HEADs and Copy Blob requests, no blob body either way.
+    let wire = http.traffic();
+    assert_eq!((wire.downloaded, wire.uploaded), (0, 0), "{wire:?}");
+    assert!(wire.listed > 0 && wire.requests > 0, "the counting sees the handler's requests: {wire:?}");
+    // And it would see a download: reading the archive through the same clients counts it.
+    let archive_size = read(handler_source.as_ref(), &archive).await.len() as u64;
+    assert_eq!(http.traffic().downloaded, archive_size);
 }
 
 /// Body bytes read from and written to the handler's primary and replica stores.
