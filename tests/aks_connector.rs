@@ -1,6 +1,7 @@
 //! `AksConnector` end to end: the cluster read from a local fake of ARM (managed cluster GET,
 //! `listClusterUserCredential`), then a TLS test API server reached with the CA from that
-//! credential and an Entra ID bearer token from the credential, renewed before it expires.
+//! credential and an Entra ID bearer token from the credential, renewed before it expires; and
+//! a backup of that cluster, whose manifest records ARM's tags, version and node pools.
 
 #[path = "support/fake_arm.rs"]
 mod fake_arm;
@@ -11,11 +12,21 @@ use std::time::Duration;
 use async_trait::async_trait;
 use axum::http::Method;
 use azure_core::credentials::{AccessToken, Secret, TokenCredential, TokenRequestOptions};
+use lifeboat::app::{DataDir, Settings, embedded_with_clock};
+use lifeboat::handlers::{self, MessageInput, TimerInput, TriggerInput};
 use lifeboat_shared::adapters::azure::aks::{AKS_API_VERSION, AKS_SCOPE, AksConnector};
 use lifeboat_shared::adapters::azure::arm::{ArmClient, ArmSettings};
+use lifeboat_shared::adapters::sqlite::SqliteQueue;
+use lifeboat_shared::catalog;
+use lifeboat_shared::domain::ids::BackupId;
+use lifeboat_shared::domain::manifest::Manifest;
 use lifeboat_shared::domain::names::ClusterName;
-use lifeboat_shared::domain::policy::{Cluster, ClusterConnection, ClusterSpec};
+use lifeboat_shared::domain::platform::NodePool;
+use lifeboat_shared::domain::policy::{Cluster, ClusterConnection, ClusterSpec, Config};
+use lifeboat_shared::domain::records::BackupState;
 use lifeboat_shared::ports::cluster::{ApiResourceInfo, ClusterConnector, ClusterError};
+use lifeboat_shared::ports::object_store::collect_bytes;
+use lifeboat_shared::ports::{ManualClock, QueueReceiver, ReceivedMessage};
 use lifeboat_test_apiserver::{Options, TestApiServer};
 use serde_json::json;
 
@@ -244,5 +255,127 @@ async fn a_cluster_with_a_kubeconfig_is_reached_without_arm() {
 
     let client = s.connector.connect(&cluster).await.expect("connected");
     assert!(namespaces(client.as_ref()).await.expect("listed").contains(&"shop".to_owned()));
+    assert_eq!(client.platform().await.expect("platform"), None, "a kubeconfig cluster has no platform facts");
     assert!(s.arm.requests().is_empty());
+}
+
+/// A backup of the AKS cluster through the real handlers (`schedule_tick` → `backup` →
+/// `snapshot_check`) on the embedded stores, the cluster reached through `AksConnector`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_an_aks_cluster_records_what_arm_says_of_it_in_the_manifest() {
+    let s = setup(Tokens::new(vec![(AKS_TOKEN, azure_core::time::Duration::hours(1))])).await;
+    let dir = tempfile::tempdir().expect("dir");
+    let yaml = format!(
+        r#"
+apiVersion: lifeboat.io/v1alpha1
+kind: Cluster
+metadata: {{ name: prod }}
+spec:
+  region: westeurope
+  aks: {{ resourceId: "{CLUSTER_ID}" }}
+  tags: {{ env: production, team: payments }}
+---
+apiVersion: lifeboat.io/v1alpha1
+kind: BackupPolicy
+metadata: {{ name: hourly }}
+spec:
+  clusters: [prod]
+  schedule: "0 0 * * * *"
+  rpo: 2h
+  retention: {{ keepLast: 24 }}
+"#
+    );
+    let config = Config::from_sources([("policy.yaml", yaml.as_str())]).expect("config");
+    let now = chrono::DateTime::parse_from_rfc3339("2026-11-22T10:00:30Z").expect("time").with_timezone(&chrono::Utc);
+    let clock = Arc::new(ManualClock::new(now));
+    let (mut app, queue) =
+        embedded_with_clock(&DataDir::new(&dir.path().join("data")), config, Settings::default(), clock.clone())
+            .expect("app");
+    let connector = Arc::new(s.connector);
+    // The host connected before a new release re-tagged the cluster and upgraded it.
+    connector.connect(&aks("prod", CLUSTER_ID)).await.expect("connected");
+    s.arm.add_managed_cluster(
+        CLUSTER_ID,
+        json!({ "env": "prod", "costCenter": "42", "git_tag": "release-v1.4.0" }),
+        json!({
+            "fqdn": "prod-weu-dns-1a2b.hcp.westeurope.azmk8s.io",
+            "kubernetesVersion": "1.34",
+            "currentKubernetesVersion": "1.34.1",
+            "agentPoolProfiles": [
+                { "name": "system", "count": 3, "vmSize": "Standard_D4s_v5", "mode": "System" },
+                { "name": "apps", "count": 7, "vmSize": "Standard_E8s_v5", "mode": "User" }
+            ]
+        }),
+        &aks_kubeconfig(&s.api.url(), s.api.ca_pem().expect("tls")),
+    );
+    app.clusters = connector;
+
+    let id = BackupId::parse("hourly-20261122t100000z").expect("id");
+    let cluster = ClusterName::new("prod").expect("name");
+    let mut function = "schedule_tick";
+    let mut input = TriggerInput::Timer(TimerInput::default());
+    for _ in 0..20 {
+        let def = app.function(function).expect("function").clone();
+        handlers::dispatch(&app, &def, input).await.unwrap_or_else(|e| panic!("{function}: {e}"));
+        let state = catalog::get(app.state.as_ref(), &cluster, &id).await.expect("catalog").map(|(r, _)| r.state);
+        if state == Some(BackupState::Committed) {
+            break;
+        }
+        clock.advance(Duration::from_secs(60));
+        let (next, message) = next_message(queue.as_ref()).await;
+        (function, input) = (next, TriggerInput::Message(MessageInput::from(&message)));
+    }
+
+    let key = format!("backups/prod/{id}/manifest.json");
+    let (_, body) = app.objects.get(&key, None).await.expect("the backup is committed");
+    let manifest: Manifest = serde_json::from_slice(&collect_bytes(body).await.expect("read")).expect("manifest");
+    let tags: Vec<(&str, &str)> = manifest.cluster_tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+    assert_eq!(
+        tags,
+        [("costCenter", "42"), ("env", "production"), ("git_tag", "release-v1.4.0"), ("team", "payments")],
+        "ARM's tags of the backup's time merged with the document's, the document winning on env"
+    );
+    assert_eq!(manifest.cluster_version, s.api.options().git_version, "the API server's own version");
+    let platform = manifest.platform.expect("ARM's description of the cluster");
+    assert_eq!(platform.resource_id, CLUSTER_ID);
+    assert_eq!(platform.kubernetes_version.as_deref(), Some("1.34.1"), "the version after the upgrade");
+    assert_eq!(platform.fqdn.as_deref(), Some("prod-weu-dns-1a2b.hcp.westeurope.azmk8s.io"));
+    assert_eq!(platform.tags.get("env").map(String::as_str), Some("prod"), "ARM's own tags, as read");
+    let pool = |name: &str, count, vm_size: &str, mode: &str| NodePool {
+        name: name.into(),
+        count: Some(count),
+        vm_size: Some(vm_size.into()),
+        mode: Some(mode.into()),
+    };
+    assert_eq!(
+        platform.node_pools,
+        [pool("system", 3, "Standard_D4s_v5", "System"), pool("apps", 7, "Standard_E8s_v5", "User")]
+    );
+}
+
+#[tokio::test]
+async fn when_arm_cannot_be_read_at_backup_time_the_cluster_is_described_as_it_was_when_connected() {
+    let s = setup(Tokens::new(vec![(AKS_TOKEN, azure_core::time::Duration::hours(1))])).await;
+    let cluster = s.connector.connect(&aks("prod", CLUSTER_ID)).await.expect("connected");
+    s.arm.inject(Method::GET, 403, None, "AuthorizationFailed");
+
+    let platform = cluster.platform().await.expect("no failure").expect("a description");
+    assert_eq!(platform.kubernetes_version.as_deref(), Some("1.33.2"));
+    assert_eq!(platform.tags.get("costCenter").map(String::as_str), Some("42"));
+    let gets = s.arm.requests().iter().filter(|r| r.method == Method::GET).count();
+    assert_eq!(gets, 2, "ARM was asked again (and refused)");
+}
+
+/// The next message of the backup chain and the function it goes to.
+async fn next_message(queue: &SqliteQueue) -> (&'static str, ReceivedMessage) {
+    for _ in 0..50 {
+        for (queue_name, function) in [("backup-requests", "backup"), ("snapshot-checks", "snapshot_check")] {
+            if let Some(message) = queue.receive(queue_name, 1).await.expect("receive").pop() {
+                queue.complete(&message).await.expect("complete");
+                return (function, message);
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await; // scheduled checks come due in real time too
+    }
+    panic!("the backup chain stopped");
 }

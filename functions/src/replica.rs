@@ -69,9 +69,14 @@ pub fn embedded(root: &Path, config: &Config, objects: &Arc<dyn ObjectStore>) ->
             let dir = local_dir(root, region);
             let target = LocalDirObjectStore::open(&dir)
                 .with_context(|| format!("opening the replica directory {}", dir.display()))?;
-            let target: Arc<dyn ObjectStore> = Arc::new(target);
-            let copier = StreamingObjectCopier::new(Arc::clone(objects), Arc::clone(&target));
-            Ok(Replica { region: region.to_owned(), copier: Arc::new(copier), store: target, snapshots: None })
+            Ok(streaming(region, Arc::clone(objects), Arc::new(target)))
         })
         .collect()
+}
+
+/// A replica in `region` at `target`, filled by streaming copies from `source` (download and
+/// upload through this process), with no snapshot copier: how the embedded defaults replicate.
+pub fn streaming(region: &str, source: Arc<dyn ObjectStore>, target: Arc<dyn ObjectStore>) -> Replica {
+    let copier = StreamingObjectCopier::new(source, Arc::clone(&target));
+    Replica { region: region.to_owned(), copier: Arc::new(copier), store: target, snapshots: None }
 }

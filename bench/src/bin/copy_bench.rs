@@ -14,7 +14,8 @@ use lifeboat_shared::adapters::azure::{
 };
 use lifeboat_shared::adapters::streaming_copier::StreamingObjectCopier;
 use lifeboat_shared::ports::object_store::ByteStream;
-use lifeboat_shared::ports::{ObjectCopier, ObjectCopyState, ObjectStore, PutOptions, Traffic};
+use lifeboat_shared::ports::{ObjectCopier, ObjectCopyState, ObjectStore, PutOptions};
+use lifeboat_shared::testing::counting_policy::CountingPolicy;
 
 const USAGE: &str = "usage: copy-bench --blob-endpoint URL --second-endpoint URL --second-account NAME --second-key KEY [--mib N] [--runs R]";
 const CHUNK: usize = 1024 * 1024;
@@ -83,14 +84,21 @@ fn random_body(mib: u64) -> ByteStream {
     Box::pin(stream)
 }
 
-fn store(endpoint: &str, container: &str, account: &str, key: &str) -> anyhow::Result<Arc<BlobObjectStore>> {
+fn store(
+    endpoint: &str,
+    container: &str,
+    account: &str,
+    key: &str,
+    settings: &ClientSettings,
+) -> anyhow::Result<Arc<BlobObjectStore>> {
     let auth = StorageAuth::SharedKey(SharedKeyCredential::new(account, key));
-    Ok(Arc::new(BlobObjectStore::new(endpoint, container, &auth, &ClientSettings::azurite())?))
+    Ok(Arc::new(BlobObjectStore::new(endpoint, container, &auth, settings)?))
 }
 
-/// Copies `KEY` with `copier`, waiting for a pending server-side copy; the time and the traffic.
-async fn timed_copy(copier: &dyn ObjectCopier, size: u64) -> anyhow::Result<(Duration, Traffic)> {
-    let before = copier.traffic();
+/// Copies `KEY` with `copier`, waiting for a pending server-side copy; the time and the blob
+/// bytes this process downloaded and uploaded meanwhile (counted on the wire by `http`).
+async fn timed_copy(copier: &dyn ObjectCopier, size: u64, http: &CountingPolicy) -> anyhow::Result<(Duration, u64)> {
+    let before = http.traffic();
     let started = Instant::now();
     let mut state = copier.start_copy(KEY).await?;
     while state == ObjectCopyState::Pending {
@@ -101,38 +109,37 @@ async fn timed_copy(copier: &dyn ObjectCopier, size: u64) -> anyhow::Result<(Dur
     anyhow::ensure!(state == ObjectCopyState::Succeeded, "copy ended {state:?}");
     let copied = copier.inspect_target(KEY).await?.context("the copy is missing")?;
     anyhow::ensure!(copied.fingerprint.size == size, "the copy has {} bytes, not {size}", copied.fingerprint.size);
-    let after = copier.traffic();
-    let traffic =
-        Traffic { downloaded: after.downloaded - before.downloaded, uploaded: after.uploaded - before.uploaded };
-    Ok((elapsed, traffic))
+    let after = http.traffic();
+    Ok((elapsed, (after.downloaded - before.downloaded) + (after.uploaded - before.uploaded)))
 }
 
 fn run() -> anyhow::Result<()> {
     let a = args()?;
     let runtime = tokio::runtime::Runtime::new().context("start the runtime")?;
     runtime.block_on(async {
-        let source = store(&a.blob_endpoint, "bench-source", AZURITE_ACCOUNT, AZURITE_KEY)?;
-        let server_target = store(&a.second_endpoint, "bench-server-side", &a.second_account, &a.second_key)?;
-        let stream_target = store(&a.second_endpoint, "bench-streamed", &a.second_account, &a.second_key)?;
+        let http = CountingPolicy::default();
+        let settings = ClientSettings { policies: vec![Arc::new(http.clone())], ..ClientSettings::azurite() };
+        let source = store(&a.blob_endpoint, "bench-source", AZURITE_ACCOUNT, AZURITE_KEY, &settings)?;
+        let second = |container| store(&a.second_endpoint, container, &a.second_account, &a.second_key, &settings);
+        let (server_target, stream_target) = (second("bench-server-side")?, second("bench-streamed")?);
         let size = a.mib * CHUNK as u64;
         let started = Instant::now();
         source.put(KEY, random_body(a.mib), PutOptions::default()).await.context("writing the source blob")?;
         eprintln!("source blob: {} MiB written in {:.1} s", a.mib, started.elapsed().as_secs_f64());
         let auth = StorageAuth::SharedKey(SharedKeyCredential::new(AZURITE_ACCOUNT, AZURITE_KEY));
-        let server =
-            BlobObjectCopier::new(source.clone(), &a.blob_endpoint, &auth, server_target, &ClientSettings::azurite())?;
+        let server = BlobObjectCopier::new(source.clone(), &a.blob_endpoint, &auth, server_target, &settings)?;
         let streamed = StreamingObjectCopier::new(source.clone(), stream_target);
         let (mut server_times, mut stream_times) = (Vec::new(), Vec::new());
-        let (mut server_traffic, mut stream_traffic) = (Traffic::default(), Traffic::default());
+        let (mut server_traffic, mut stream_traffic) = (0, 0);
         for run in 0..a.runs {
             // Alternate which goes first, so neither always meets a warm (or tired) Azurite.
             for first in [run % 2 == 0, run % 2 != 0] {
                 if first {
-                    let (t, tr) = timed_copy(&server, size).await.context("server-side copy")?;
+                    let (t, tr) = timed_copy(&server, size, &http).await.context("server-side copy")?;
                     server_times.push(t);
                     server_traffic = tr;
                 } else {
-                    let (t, tr) = timed_copy(&streamed, size).await.context("download-and-upload copy")?;
+                    let (t, tr) = timed_copy(&streamed, size, &http).await.context("download-and-upload copy")?;
                     stream_times.push(t);
                     stream_traffic = tr;
                 }
@@ -153,16 +160,21 @@ fn run() -> anyhow::Result<()> {
             "| download and upload (baseline) | {:.2} s | {:.0} | {} | 1.00x |",
             streamed.as_secs_f64(),
             mib_s(streamed),
-            stream_traffic.total()
+            stream_traffic
         );
         println!(
             "| server-side Copy Blob from URL | {:.2} s | {:.0} | {} | {:.2}x faster |",
             server.as_secs_f64(),
             mib_s(server),
-            server_traffic.total(),
+            server_traffic,
             streamed.as_secs_f64() / server.as_secs_f64().max(1e-9)
         );
-        anyhow::ensure!(server_traffic.total() == 0, "the server-side copy moved bytes through the process");
+        println!(
+            "\nAzurite copies a blob by reference (a new metadata record sharing the source's extents), \
+             so its server-side time does not grow with the size; Azure copies the bytes itself, \
+             asynchronously, while `copy` polls."
+        );
+        anyhow::ensure!(server_traffic == 0, "the server-side copy moved blob bytes through the process");
         Ok(())
     })
 }

@@ -54,5 +54,8 @@ fn describe(request: &CopyRequest, outcome: &CopyOutcome) -> String {
         CopyOutcome::AlreadyReplicated => format!("backup {id} is already replicated"),
         CopyOutcome::NotCommitted(state) => format!("backup {id} is {state:?}, not committed: nothing to copy"),
         CopyOutcome::ReplicaFailed(reason) => format!("backup {id}: the replica in {region} failed: {reason}"),
+        CopyOutcome::Superseded { round } => {
+            format!("backup {id}: a message of an earlier copy round to {region}; round {round} is under way")
+        }
     }
 }

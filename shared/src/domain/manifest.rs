@@ -1,6 +1,6 @@
 //! The manifest: the last thing a backup writes, and the proof that it is complete. It lists
 //! every object with its digest, the volume snapshots with their handles, the cluster's version
-//! and tags, the policy, and how the archive was encrypted.
+//! and tags (and, for AKS, what ARM says of it), the policy, and how the archive was encrypted.
 
 use std::collections::BTreeMap;
 
@@ -12,6 +12,7 @@ pub use crate::archive::EntryRecord;
 use super::ids::BackupId;
 use super::messages::BackupReason;
 use super::names::{ClusterName, PolicyName};
+use super::platform::PlatformInfo;
 use super::policy::Selection;
 
 /// The manifest format this build writes and reads.
@@ -96,8 +97,14 @@ pub struct Manifest {
     pub cluster_version: String,
     /// The cluster's region.
     pub cluster_region: String,
-    /// The cluster's tags (for AKS, its Azure tags, e.g. `git_tag`).
+    /// The cluster's tags: for AKS its Azure tags (e.g. `git_tag`) merged with the Cluster
+    /// document's `spec.tags`, which win on conflict.
     pub cluster_tags: BTreeMap<String, String>,
+    /// What the cloud platform said about the cluster (for AKS, from ARM: its resource id,
+    /// version, tags as read and node pools); absent for a cluster reached by kubeconfig, and in
+    /// manifests written before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub platform: Option<PlatformInfo>,
     /// What the policy selected.
     pub selection: Selection,
     /// The objects archive.
@@ -118,5 +125,64 @@ impl Manifest {
     /// Whether anything was left out (a forbidden type, a failed snapshot).
     pub fn is_partial(&self) -> bool {
         !self.warnings.is_empty() || self.snapshots.iter().any(|s| !s.is_ready())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::platform::NodePool;
+
+    /// A manifest as the first release wrote it: no `platform`.
+    const WRITTEN_BEFORE_PLATFORM: &str = r#"{
+      "format": 1,
+      "backupId": "hourly-20261122t100000z",
+      "cluster": "prod",
+      "policy": "hourly",
+      "reason": { "kind": "scheduled", "slot": "2026-11-22T10:00:00Z" },
+      "startedAt": "2026-11-22T10:00:30Z",
+      "committedAt": "2026-11-22T10:02:00Z",
+      "clusterVersion": "v1.33.2",
+      "clusterRegion": "westeurope",
+      "clusterTags": { "git_tag": "release-v1.3.5" },
+      "selection": {},
+      "archive": { "key": "backups/prod/hourly-20261122t100000z/resources.tar.zst", "entries": 1,
+                   "uncompressedBytes": 10, "storedBytes": 5, "encryption": null },
+      "counts": {},
+      "objects": [],
+      "skippedResources": {},
+      "snapshots": [],
+      "warnings": []
+    }"#;
+
+    #[test]
+    fn a_manifest_written_before_the_platform_field_still_reads_and_writes_back_the_same() {
+        let manifest: Manifest = serde_json::from_str(WRITTEN_BEFORE_PLATFORM).expect("an old manifest reads");
+        assert_eq!(manifest.platform, None);
+        assert_eq!(manifest.cluster_tags.get("git_tag").map(String::as_str), Some("release-v1.3.5"));
+        let json = serde_json::to_value(&manifest).expect("encode");
+        assert!(json.get("platform").is_none(), "no platform: no field, as before: {json}");
+    }
+
+    #[test]
+    fn an_aks_clusters_platform_round_trips() {
+        let mut manifest: Manifest = serde_json::from_str(WRITTEN_BEFORE_PLATFORM).expect("manifest");
+        manifest.platform = Some(PlatformInfo {
+            resource_id: "/subscriptions/s/resourceGroups/g/providers/Microsoft.ContainerService/managedClusters/prod"
+                .into(),
+            fqdn: Some("prod-dns.hcp.westeurope.azmk8s.io".into()),
+            kubernetes_version: Some("1.33.2".into()),
+            tags: BTreeMap::from([("git_tag".into(), "release-v1.3.5".into())]),
+            node_pools: vec![NodePool {
+                name: "system".into(),
+                count: Some(3),
+                vm_size: Some("Standard_D4s_v5".into()),
+                mode: Some("System".into()),
+            }],
+        });
+        let json = serde_json::to_value(&manifest).expect("encode");
+        assert_eq!(json.pointer("/platform/nodePools/0/vmSize").and_then(|v| v.as_str()), Some("Standard_D4s_v5"));
+        let back: Manifest = serde_json::from_value(json).expect("decode");
+        assert_eq!(back, manifest);
     }
 }

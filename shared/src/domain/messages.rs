@@ -286,13 +286,27 @@ pub struct CopyRequest {
     pub target_region: String,
     /// Which poll this is (0 for the request itself).
     pub attempt: u32,
+    /// Which round of copying: 0 for the first, `n` for the n-th retry of a replica that failed
+    /// (see `domain::replica_retry`). Left out when 0, as before rounds existed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub round: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
 }
 
 impl Message for CopyRequest {
     const QUEUE: Queue = Queue::CopyRequests;
     const SCHEMA_VERSION: u32 = 1;
     fn message_id(&self) -> String {
-        format!("{}.{}.copy-{}.{}", self.cluster, self.backup_id, self.target_region, self.attempt)
+        match self.round {
+            0 => format!("{}.{}.copy-{}.{}", self.cluster, self.backup_id, self.target_region, self.attempt),
+            round => format!(
+                "{}.{}.copy-{}.retry-{round}.{}",
+                self.cluster, self.backup_id, self.target_region, self.attempt
+            ),
+        }
     }
 }
 

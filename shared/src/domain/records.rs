@@ -133,6 +133,15 @@ pub struct ReplicaRecord {
     /// When `prune` finished removing it: its blobs and disk snapshot copies are gone.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub removed_at: Option<DateTime<Utc>>,
+    /// When the copy gave up (with [`Self::failure`]).
+    #[serde(default)]
+    pub failed_at: Option<DateTime<Utc>>,
+    /// Retry rounds started after the first copy failed (see `domain::replica_retry`).
+    #[serde(default)]
+    pub retries: u32,
+    /// Why the earlier rounds failed, oldest first.
+    #[serde(default)]
+    pub earlier_failures: Vec<String>,
 }
 
 impl ReplicaRecord {
@@ -148,6 +157,9 @@ impl ReplicaRecord {
             warnings: Vec::new(),
             removing_since: None,
             removed_at: None,
+            failed_at: None,
+            retries: 0,
+            earlier_failures: Vec::new(),
         }
     }
 
@@ -159,6 +171,25 @@ impl ReplicaRecord {
     /// Whether anything of it may still be in its region: not removed yet.
     pub fn is_present(&self) -> bool {
         self.removed_at.is_none()
+    }
+
+    /// Gives up at `now` for `reason`.
+    pub fn fail(&mut self, reason: String, now: DateTime<Utc>) {
+        self.failure = Some(reason);
+        self.failed_at = Some(now);
+    }
+
+    /// Starts retry round `round` of a failed copy, to give up again at `deadline`: the
+    /// failure moves to [`Self::earlier_failures`]. Snapshot copies are kept as they are: one
+    /// still running is polled on, one the service reported failed stays settled (as it does
+    /// outside retries: its replica exists in a failed state and would be found again).
+    pub fn retry(&mut self, round: u32, deadline: DateTime<Utc>) {
+        if let Some(failure) = self.failure.take() {
+            self.earlier_failures.push(failure);
+        }
+        self.failed_at = None;
+        self.retries = round;
+        self.deadline = deadline;
     }
 
     /// Adds `warning` unless it is already recorded (a redelivery repeats its steps).

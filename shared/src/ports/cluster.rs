@@ -5,6 +5,8 @@
 //! - `discover` lists every resource at its group's preferred version, with its verbs and scope.
 //! - `list` returns one page (at most `limit` objects) and the continue token while more
 //!   remain; `label_selector` is applied by the server.
+//! - `platform` describes the cluster as its cloud platform does (AKS: the managed cluster in
+//!   ARM), for the manifest; a cluster reached by kubeconfig has none (the default).
 //! - `exec` runs a command in a container and waits for it, at most `timeout`; a command that
 //!   ran reports its exit code (non-zero is `Ok`), with the first [`EXEC_OUTPUT_LIMIT`] bytes of
 //!   stdout and of stderr. One that could not start (no such pod or container, the server
@@ -18,6 +20,8 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::Value;
+
+use crate::domain::platform::PlatformInfo;
 
 pub use crate::domain::resources::ApiResourceInfo;
 
@@ -134,6 +138,16 @@ pub trait Cluster: Send + Sync {
     /// # Errors
     /// [`ClusterError`].
     async fn version(&self) -> Result<String, ClusterError>;
+
+    /// What the cloud platform says about this cluster, when it was reached through the
+    /// platform (AKS: the managed cluster as ARM described it when connecting). `None` for a
+    /// cluster reached by kubeconfig, which is the default.
+    ///
+    /// # Errors
+    /// [`ClusterError`] where an implementation asks the platform anew.
+    async fn platform(&self) -> Result<Option<PlatformInfo>, ClusterError> {
+        Ok(None)
+    }
 
     /// Every resource type, at its group's preferred version.
     ///

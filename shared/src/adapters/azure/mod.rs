@@ -69,18 +69,21 @@ pub struct ClientSettings {
     /// The Blob service version to ask for (`None`: the SDK's default). Azurite needs
     /// [`AZURITE_BLOB_VERSION`] unless started with `--skipApiVersionCheck`.
     pub blob_service_version: Option<String>,
+    /// Further pipeline policies, run once per call before retries and signing (none by
+    /// default; tests count traffic with one, see `testing::counting_policy`).
+    pub policies: Vec<Arc<dyn Policy>>,
 }
 
 impl Default for ClientSettings {
     fn default() -> Self {
-        Self { retries: true, blob_service_version: None }
+        Self { retries: true, blob_service_version: None, policies: Vec::new() }
     }
 }
 
 impl ClientSettings {
     /// Settings for Azurite: its service version, no retries.
     pub fn azurite() -> Self {
-        Self { retries: false, blob_service_version: Some(AZURITE_BLOB_VERSION.to_owned()) }
+        Self { retries: false, blob_service_version: Some(AZURITE_BLOB_VERSION.to_owned()), policies: Vec::new() }
     }
 
     /// Pipeline options carrying the auth policy for `service` (blob or table signing).
@@ -93,6 +96,7 @@ impl ClientSettings {
         };
         let retry = if self.retries { RetryOptions::default() } else { RetryOptions::none() };
         ClientOptions {
+            per_call_policies: self.policies.clone(),
             per_try_policies: vec![policy],
             retry,
             transport: Some(shared_transport()),

@@ -12,21 +12,46 @@ use super::{BackupError, Deps, Outcome};
 use crate::catalog;
 use crate::domain::manifest::{ArchiveInfo, Encryption, MANIFEST_FORMAT, Manifest};
 use crate::domain::messages::{CopyRequest, Message, encode};
+use crate::domain::platform::{self, PlatformInfo};
+use crate::domain::policy::Cluster as ClusterDecl;
 use crate::domain::policy::Policy;
 use crate::domain::records::{BackupRecord, BackupState};
 use crate::layout;
 use crate::ports::bus::OutgoingMessage;
+use crate::ports::cluster::{Cluster, ClusterError};
 use crate::ports::object_store::{ObjectStoreError, PutOptions, collect_bytes, stream_from_bytes};
 use crate::ports::state_store::ETag;
+use crate::workflows::retry::{RetryPolicy, with_retry};
 
 /// What the backup knows of the cluster, for the manifest.
-pub(crate) struct ClusterFacts<'a> {
-    /// Its Kubernetes version.
-    pub version: &'a str,
+pub(crate) struct ClusterFacts {
+    /// Its Kubernetes version (the API server's).
+    pub version: String,
     /// Its region.
-    pub region: &'a str,
-    /// Its tags (e.g. `git_tag`).
-    pub tags: &'a BTreeMap<String, String>,
+    pub region: String,
+    /// Its tags: the platform's merged with the Cluster document's (e.g. `git_tag`).
+    pub tags: BTreeMap<String, String>,
+    /// What the platform says of it (AKS: ARM's description).
+    pub platform: Option<PlatformInfo>,
+}
+
+impl ClusterFacts {
+    /// Asks `cluster` (declared as `declared`) for its version and platform description, each
+    /// retried under `retry`.
+    pub(crate) async fn gather(
+        cluster: &dyn Cluster,
+        declared: &ClusterDecl,
+        retry: RetryPolicy,
+    ) -> Result<Self, ClusterError> {
+        let version = with_retry(retry, || cluster.version()).await?;
+        let platform = with_retry(retry, || cluster.platform()).await?;
+        Ok(Self {
+            version,
+            region: declared.spec.region.clone(),
+            tags: platform::cluster_tags(&declared.spec.tags, platform.as_ref()),
+            platform,
+        })
+    }
 }
 
 /// What the export leaves for the commit.
@@ -37,6 +62,8 @@ struct ExportDoc {
     cluster_region: String,
     #[serde(default)]
     cluster_tags: BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    platform: Option<PlatformInfo>,
     recipients: Vec<String>,
     export: ExportResult,
 }
@@ -45,14 +72,15 @@ struct ExportDoc {
 pub(crate) async fn save_export(
     deps: &Deps<'_>,
     record: &BackupRecord,
-    cluster: &ClusterFacts<'_>,
+    cluster: &ClusterFacts,
     recipients: &[String],
     export: &ExportResult,
 ) -> Result<(), BackupError> {
     let doc = ExportDoc {
-        cluster_version: cluster.version.to_owned(),
-        cluster_region: cluster.region.to_owned(),
+        cluster_version: cluster.version.clone(),
+        cluster_region: cluster.region.clone(),
         cluster_tags: cluster.tags.clone(),
+        platform: cluster.platform.clone(),
         recipients: recipients.to_vec(),
         export: export.clone(),
     };
@@ -106,6 +134,7 @@ pub async fn commit(
         cluster_version: doc.cluster_version,
         cluster_region: doc.cluster_region,
         cluster_tags: doc.cluster_tags,
+        platform: doc.platform,
         selection: policy.spec.selection.clone(),
         archive: ArchiveInfo {
             key: archive_key,
@@ -155,6 +184,7 @@ pub async fn commit(
             cluster: record.cluster.clone(),
             target_region: replication.region.clone(),
             attempt: 0,
+            round: 0,
         };
         let mut message = OutgoingMessage::json(CopyRequest::QUEUE.name(), copy.message_id(), encode(&copy));
         message.correlation_id = Some(record.backup_id.to_string());

@@ -26,7 +26,6 @@ use crate::domain::policy::Config;
 use crate::domain::records::BackupState;
 use crate::layout;
 use crate::ports::object_store::{ObjectStoreError, PutOptions};
-use crate::workflows::retry::with_retry;
 
 /// Handles a join message of a backup split in `count` parts.
 ///
@@ -71,13 +70,8 @@ pub(crate) async fn run(
         Err(e) if !e.is_transient() => return super::fail(deps, &mut record, &etag, crate::errors::chain(&e)).await,
         Err(e) => return Err(e.into()),
     };
-    let cluster_version = with_retry(settings.export.retry, || deps.cluster.version()).await?;
+    let facts = commit::ClusterFacts::gather(deps.cluster, cluster_def, settings.export.retry).await?;
     let (export, snapshots, warnings) = merge(parts, joined);
-    let facts = commit::ClusterFacts {
-        version: &cluster_version,
-        region: &cluster_def.spec.region,
-        tags: &cluster_def.spec.tags,
-    };
     commit::save_export(deps, &record, &facts, &options.recipients, &export).await?;
     record.warnings = export.warnings.clone();
     record.warnings.extend(warnings);

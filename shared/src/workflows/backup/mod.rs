@@ -230,7 +230,7 @@ pub async fn run(
     }
 
     let archive_key = layout::archive_key(&record.cluster, &record.backup_id);
-    let cluster_version = crate::workflows::retry::with_retry(settings.export.retry, || deps.cluster.version()).await?;
+    let facts = commit::ClusterFacts::gather(deps.cluster, cluster_def, settings.export.retry).await?;
     let mut export_options = settings.export.clone();
     export_options.archive.recipients = recipients(policy);
     let export =
@@ -239,11 +239,6 @@ pub async fn run(
             Err(e) if !e.is_transient() => return fail(deps, &mut record, &etag, errors::chain(&e)).await,
             Err(e) => return Err(e.into()),
         };
-    let facts = commit::ClusterFacts {
-        version: &cluster_version,
-        region: &cluster_def.spec.region,
-        tags: &cluster_def.spec.tags,
-    };
     commit::save_export(deps, &record, &facts, &export_options.archive.recipients, &export).await?;
     let taken = take_snapshots(deps, settings, policy, &record.backup_id, &export, &cluster_def.spec.region).await?;
     record.warnings = export.warnings.clone();

@@ -129,6 +129,7 @@ mod tests {
             cluster_version: "v1.31.2".into(),
             cluster_region: "westeurope".into(),
             cluster_tags: BTreeMap::from([("git_tag".into(), "v1 \"quoted\"\nline".into())]),
+            platform: None,
             selection: Default::default(),
             archive: ArchiveInfo {
                 key: "backups/prod/x/resources.tar.zst".into(),

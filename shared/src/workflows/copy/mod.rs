@@ -4,13 +4,15 @@
 //! disk snapshots are copied through the [`SnapshotCopier`], their replica handles recorded in
 //! the catalog; then the manifest is copied, last (the replica's commit), and the record moves
 //! `Committed → Replicated`. While anything is pending, the next look is a scheduled
-//! `CopyRequest` (attempt + 1, backing off); past the deadline the replica is marked failed.
+//! `CopyRequest` (attempt + 1, backing off); past the deadline the replica is marked failed,
+//! and a timer ([`retry`]) sends a later round of copying, a bounded number of times.
 //!
 //! Every step is idempotent, so a redelivered message finishes the job without copying twice.
 //! A backup that is not committed (or is being deleted) is acknowledged without work.
 
 mod blobs;
 pub mod plan;
+pub mod retry;
 mod snapshots;
 
 use std::time::Duration;
@@ -20,12 +22,14 @@ use chrono::{DateTime, Utc};
 use crate::catalog::{self, CatalogError};
 use crate::domain::messages::{CopyRequest, Message, encode};
 use crate::domain::records::{BackupRecord, BackupState, IllegalTransition, ReplicaRecord};
+use crate::domain::replica_retry::ReplicaRetryPolicy;
 use crate::layout;
 use crate::ports::bus::{Bus, BusError, OutgoingMessage};
 use crate::ports::object_copier::ObjectCopier;
 use crate::ports::object_store::{ObjectStore, ObjectStoreError};
 use crate::ports::snapshot_copier::{SnapshotCopier, SnapshotCopyError};
 use crate::ports::state_store::{ETag, StateStore};
+use plan::RoundStep;
 
 /// The warning recorded when no snapshot copier is configured.
 pub const SNAPSHOTS_NOT_COPIED: &str =
@@ -40,6 +44,8 @@ pub struct CopySettings {
     pub max_poll: Duration,
     /// How long a copy may take before its replica is marked failed.
     pub deadline: Duration,
+    /// How a failed replica is copied again (see [`retry`]).
+    pub retry: ReplicaRetryPolicy,
 }
 
 impl Default for CopySettings {
@@ -48,6 +54,7 @@ impl Default for CopySettings {
             poll: Duration::from_secs(10),
             max_poll: Duration::from_secs(300),
             deadline: Duration::from_secs(24 * 3600),
+            retry: ReplicaRetryPolicy::default(),
         }
     }
 }
@@ -91,6 +98,11 @@ pub enum CopyOutcome {
     NotCommitted(BackupState),
     /// The replica gave up (now or earlier), with the reason.
     ReplicaFailed(String),
+    /// The message belongs to an earlier round of copying than the replica's: ignored.
+    Superseded {
+        /// The replica's round.
+        round: u32,
+    },
 }
 
 /// Why a copy message failed.
@@ -150,12 +162,18 @@ pub async fn run(
             return Ok(CopyOutcome::NotCommitted(state));
         }
     }
-    if let Some(failure) = record.replica.as_ref().and_then(|r| r.failure.clone()) {
-        return Ok(CopyOutcome::ReplicaFailed(failure));
-    }
     let deadline = deps.now + chrono::Duration::from_std(settings.deadline).unwrap_or(chrono::Duration::days(1));
     let replica =
         record.replica.get_or_insert_with(|| ReplicaRecord::new(request.target_region.clone(), deps.now, deadline));
+    match plan::round_step(replica, request.round) {
+        RoundStep::Continue => {}
+        RoundStep::Retry => {
+            tracing::info!(backup.id = %record.backup_id, round = request.round, "copying a failed replica again");
+            replica.retry(request.round, deadline);
+        }
+        RoundStep::Failed(failure) => return Ok(CopyOutcome::ReplicaFailed(failure)),
+        RoundStep::Superseded => return Ok(CopyOutcome::Superseded { round: replica.retries }),
+    }
 
     let manifest_key = layout::manifest_key(&record.cluster, &record.backup_id);
     let prefix = layout::backup_prefix(&record.cluster, &record.backup_id);
@@ -190,7 +208,7 @@ async fn wait(
     };
     if deps.now >= replica.deadline {
         let reason = format!("{pending} copies not done by the deadline {}", replica.deadline.to_rfc3339());
-        replica.failure = Some(reason.clone());
+        replica.fail(reason.clone(), deps.now);
         tracing::warn!(backup.id = %record.backup_id, region = %request.target_region, %reason, "replica failed");
         catalog::save(deps.state, &record, etag).await?;
         return Ok(CopyOutcome::ReplicaFailed(reason));

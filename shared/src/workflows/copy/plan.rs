@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use crate::domain::records::ReplicaRecord;
 use crate::ports::object_copier::{ObjectCopyState, ObjectFingerprint, TargetObject};
 
 /// The objects to copy before the manifest: every key under the backup's prefix but the
@@ -12,6 +13,31 @@ pub fn blobs_before_manifest(keys: impl IntoIterator<Item = String>, manifest_ke
     keys.sort();
     keys.dedup();
     keys
+}
+
+/// What a copy message of some round does, given the replica as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RoundStep {
+    /// Copy on (the replica's round, or a first copy).
+    Continue,
+    /// The replica failed and this message starts a later round: start it, then copy.
+    Retry,
+    /// The replica failed in this round (or a later one was not asked for): nothing to do.
+    Failed(String),
+    /// The message is from an earlier round than the replica's: ignore it.
+    Superseded,
+}
+
+/// Decides what a message of `round` does with `replica`.
+pub fn round_step(replica: &ReplicaRecord, round: u32) -> RoundStep {
+    if round < replica.retries {
+        return RoundStep::Superseded;
+    }
+    match &replica.failure {
+        Some(_) if round > replica.retries => RoundStep::Retry,
+        Some(failure) => RoundStep::Failed(failure.clone()),
+        None => RoundStep::Continue,
+    }
 }
 
 /// What to do with one object.
@@ -82,6 +108,20 @@ mod tests {
 
     fn target(size: u64, checksum: Option<&str>, copy: Option<ObjectCopyState>) -> TargetObject {
         TargetObject { fingerprint: fp(size, checksum), copy }
+    }
+
+    #[test]
+    fn a_later_round_retries_a_failed_replica_and_an_earlier_rounds_message_is_ignored() {
+        let t = chrono::DateTime::from_timestamp(1_795_000_000, 0).unwrap();
+        let mut replica = ReplicaRecord::new("northeurope", t, t);
+        assert_eq!(round_step(&replica, 0), RoundStep::Continue);
+        replica.fail("not done by the deadline".into(), t);
+        assert_eq!(round_step(&replica, 0), RoundStep::Failed("not done by the deadline".into()));
+        assert_eq!(round_step(&replica, 1), RoundStep::Retry);
+        replica.retry(1, t);
+        assert_eq!(replica.earlier_failures, ["not done by the deadline"]);
+        assert_eq!(round_step(&replica, 1), RoundStep::Continue, "a redelivery of the retry copies on");
+        assert_eq!(round_step(&replica, 0), RoundStep::Superseded, "a late message of the first round");
     }
 
     #[test]

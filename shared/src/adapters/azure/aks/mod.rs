@@ -2,12 +2,14 @@
 //! through their kubeconfig ([`KubeconfigConnector`]).
 //!
 //! For an AKS cluster it reads the managed cluster from ARM ([`AksCluster`]: FQDN, version,
-//! tags, node pools), takes the API server's address and CA from `listClusterUserCredential`
+//! tags, node pools; the connected cluster serves them, read again, as its
+//! [`Cluster::platform`](crate::ports::cluster::Cluster::platform), for the manifest), takes the API server's address and CA from `listClusterUserCredential`
 //! (`format=exec`: the user part is an exec plugin, ignored) and builds a `kube` client whose
 //! every request carries an Entra ID token for the AKS server application ([`AKS_SCOPE`]),
 //! cached and renewed [`REFRESH_MARGIN`] before it expires. The identity needs the "Azure
 //! Kubernetes Service Cluster User Role" on the cluster, and Kubernetes RBAC inside it.
 
+mod cluster;
 mod info;
 mod token;
 
@@ -21,6 +23,7 @@ use kube::config::{AuthInfo, Context, KubeConfigOptions, Kubeconfig, NamedAuthIn
 pub use info::{AksCluster, AksNodePool};
 pub use token::{AKS_SCOPE, REFRESH_MARGIN};
 
+use self::cluster::AksKubeCluster;
 use super::arm::{ArmCall, ArmClient, ArmError};
 use crate::adapters::kube::{KubeCluster, KubeconfigConnector};
 use crate::domain::policy::{Cluster as ClusterDecl, ClusterConnection};
@@ -61,12 +64,7 @@ impl AksConnector {
     /// [`ClusterError::Forbidden`] when the identity may not read it, [`ClusterError::Invalid`]
     /// when it does not exist, [`ClusterError::Unavailable`] or `Throttled` otherwise.
     pub async fn read_cluster(&self, resource_id: &str) -> Result<AksCluster, ClusterError> {
-        let call = ArmCall { operation: "reading AKS cluster", resource: resource_id, api_version: AKS_API_VERSION };
-        match self.arm.get(call).await {
-            Ok(Some(body)) => Ok(AksCluster::from_arm(resource_id, &body)),
-            Ok(None) => Err(not_found(call.operation, resource_id)),
-            Err(e) => Err(classify(e)),
-        }
+        read_cluster(&self.arm, resource_id).await
     }
 
     /// A client for the API server of `aks`, from its user credential.
@@ -94,6 +92,16 @@ impl AksConnector {
             .with_layer(&bearer)
             .build();
         Ok(KubeCluster::new(client))
+    }
+}
+
+/// Reads the managed cluster `resource_id` through `arm`.
+async fn read_cluster(arm: &ArmClient, resource_id: &str) -> Result<AksCluster, ClusterError> {
+    let call = ArmCall { operation: "reading AKS cluster", resource: resource_id, api_version: AKS_API_VERSION };
+    match arm.get(call).await {
+        Ok(Some(body)) => Ok(AksCluster::from_arm(resource_id, &body)),
+        Ok(None) => Err(not_found(call.operation, resource_id)),
+        Err(e) => Err(classify(e)),
     }
 }
 
@@ -145,8 +153,8 @@ impl ClusterConnector for AksConnector {
             _ => return self.kubeconfig.connect(cluster).await,
         };
         let mut cache = self.cache.lock().await;
-        if let Some((client, _)) = cache.get(cluster.name.as_str()) {
-            return Ok(Arc::new(client.clone()));
+        if let Some((kube, aks)) = cache.get(cluster.name.as_str()) {
+            return Ok(Arc::new(AksKubeCluster { kube: kube.clone(), arm: self.arm.clone(), connected: aks.clone() }));
         }
         let aks = self.read_cluster(resource_id).await?;
         let client = self.client(&aks).await?;
@@ -157,7 +165,8 @@ impl ClusterConnector for AksConnector {
             version = aks.kubernetes_version.as_deref().unwrap_or("-"),
             "connected to AKS cluster"
         );
-        cache.insert(cluster.name.to_string(), (client.clone(), aks));
-        Ok(Arc::new(client))
+        let connected = AksKubeCluster { kube: client.clone(), arm: self.arm.clone(), connected: aks.clone() };
+        cache.insert(cluster.name.to_string(), (client, aks));
+        Ok(Arc::new(connected))
     }
 }
