@@ -79,7 +79,13 @@ impl World {
     }
 
     fn deps(&self) -> PruneDeps<'_> {
-        PruneDeps { state: &self.state, objects: &self.objects, clusters: &self.clusters, replicas: &[] }
+        PruneDeps {
+            state: &self.state,
+            objects: &self.objects,
+            clusters: &self.clusters,
+            replicas: &[],
+            replica_retry: Default::default(),
+        }
     }
 
     /// A backup of the nightly slot `day` days after the start, with two blobs, in `state`.
@@ -261,7 +267,13 @@ async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
     let World { state, objects, config, cluster, clusters, .. } = world;
     let racing = Racing(state, None);
     let now = start() + Duration::days(4);
-    let deps = PruneDeps { state: &racing, objects: &objects, clusters: &clusters, replicas: &[] };
+    let deps = PruneDeps {
+        state: &racing,
+        objects: &objects,
+        clusters: &clusters,
+        replicas: &[],
+        replica_retry: Default::default(),
+    };
     let report = prune::run(&config, deps, &Options::at(now), false).await.unwrap();
     let going: Vec<_> = report.backups.iter().filter(|b| !b.decision.is_kept()).collect();
     assert_eq!(going.len(), 1, "{}", report.summary()); // keepLast 2, daily 3: day 0 goes
@@ -281,7 +293,13 @@ async fn removals_are_batched_and_one_entry_that_changed_does_not_hold_up_the_ot
     let World { state, objects, config, cluster, clusters, .. } = world;
     let racing = Racing(state, Some(ids[1].to_string()));
     // keepLast 2, daily 3: days 0, 1 and 2 go; day 1 changes just before it is marked.
-    let deps = PruneDeps { state: &racing, objects: &objects, clusters: &clusters, replicas: &[] };
+    let deps = PruneDeps {
+        state: &racing,
+        objects: &objects,
+        clusters: &clusters,
+        replicas: &[],
+        replica_retry: Default::default(),
+    };
     let report = prune::run(&config, deps, &Options::at(start() + Duration::days(6)), false).await.unwrap();
     let removed: Vec<&BackupId> = report.backups.iter().filter(|b| b.removed).map(|b| &b.backup_id).collect();
     assert_eq!(removed, [&ids[0], &ids[2]], "{}", report.summary());
@@ -516,7 +534,13 @@ async fn a_backup_the_object_store_keeps_immutable_is_kept_with_that_reason_unti
         prefix: layout::backup_prefix(&world.cluster, &ids[0]),
         until,
     };
-    let deps = PruneDeps { state: &world.state, objects: &objects, clusters: &world.clusters, replicas: &[] };
+    let deps = PruneDeps {
+        state: &world.state,
+        objects: &objects,
+        clusters: &world.clusters,
+        replicas: &[],
+        replica_retry: Default::default(),
+    };
     // keepLast 2, daily 3 would remove day 0; its blobs are immutable for 20 days.
     let now = start() + Duration::days(3) + Duration::hours(1);
     let report = prune::run(&world.config, deps, &Options::at(now), false).await.unwrap();
@@ -527,7 +551,13 @@ async fn a_backup_the_object_store_keeps_immutable_is_kept_with_that_reason_unti
 
     // Once the policy has ended, retention has its way.
     let objects = ImmutableFor { prefix: "nothing/".into(), ..objects };
-    let deps = PruneDeps { state: &world.state, objects: &objects, clusters: &world.clusters, replicas: &[] };
+    let deps = PruneDeps {
+        state: &world.state,
+        objects: &objects,
+        clusters: &world.clusters,
+        replicas: &[],
+        replica_retry: Default::default(),
+    };
     let later = until + Duration::hours(1);
     let report = prune::run(&world.config, deps, &Options::at(later), false).await.unwrap();
     let judged = report.backups.iter().find(|b| b.backup_id == ids[0]).unwrap();
@@ -846,25 +876,40 @@ async fn a_replica_the_second_region_keeps_immutable_is_kept_with_that_reason() 
 }
 
 #[tokio::test]
-async fn a_failed_copy_is_swept_from_the_second_region_after_the_grace_period_and_a_running_one_is_not() {
-    let (world, second, ids) = replicated_backups(3).await;
-    // Day 1's copy failed at its deadline (blobs half copied); day 2's is still running.
-    for (id, failure) in [(&ids[1], Some("3 copies not done by the deadline")), (&ids[2], None)] {
+async fn a_failed_copy_is_swept_from_the_second_region_once_no_retry_remains_and_a_running_one_is_not() {
+    let (world, second, ids) = replicated_backups(4).await;
+    // Day 1's copy failed for good (every retry round failed); day 2's failed with retries
+    // left (`copy` will try again); day 3's is still running. Each left half its blobs.
+    let cases = [
+        (&ids[1], Some("3 copies not done by the deadline"), 3),
+        (&ids[2], Some("1 copy not done"), 1),
+        (&ids[3], None, 0),
+    ];
+    for (id, failure, retries) in cases {
         let (mut record, etag) = catalog::get(&world.state, &world.cluster, id).await.unwrap().unwrap();
         record.state = BackupState::Committed;
         let replica = record.replica.as_mut().unwrap();
         replica.replicated_at = None;
         replica.failure = failure.map(str::to_owned);
+        replica.retries = retries;
         catalog::save(&world.state, &record, &etag).await.unwrap();
     }
-    let report = world.prune_with(&[second.region()], start() + Duration::days(2) + Duration::hours(3), false).await;
+    let report = world.prune_with(&[second.region()], start() + Duration::days(3) + Duration::hours(3), false).await;
     let failed = replica_of(&report, &ids[1]).unwrap();
     assert_eq!(failed.decision.to_string(), "remove: uncommitted leftover older than 1d", "{failed:?}");
     assert!(failed.removed && failed.blobs_deleted == 2 && failed.snapshots_deleted == 1, "{failed:?}");
     assert_eq!(world.blob_count(&ids[1]).await, 2, "its primary stays");
-    assert!(replica_of(&report, &ids[2]).is_none(), "a copy still running is not judged");
-    assert_eq!(second.blob_count(&world.cluster, &ids[2]).await, 2);
-    assert!(second.has_copy(&ids[2]));
+    // Swept for good: `copy` will not bring it back.
+    let swept = world.record(&ids[1]).await;
+    assert_eq!(
+        lifeboat_shared::domain::replica_retry::due_round(&swept, &Default::default(), start() + Duration::days(30)),
+        None
+    );
+    for id in &ids[2..] {
+        assert!(replica_of(&report, id).is_none(), "a copy that may still finish is not judged: {id}");
+        assert_eq!(second.blob_count(&world.cluster, id).await, 2);
+        assert!(second.has_copy(id));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -132,6 +132,7 @@ impl AppState {
             objects: self.objects.as_ref(),
             clusters: self.clusters.as_ref(),
             replicas: regions,
+            replica_retry: self.settings.copy.retry,
         }
     }
 }

@@ -151,7 +151,13 @@ pub async fn measure(targets: usize) -> anyhow::Result<RequestReport> {
     }
     let start = Instant::now();
     let clusters = lifeboat_shared::adapters::kube::KubeconfigConnector::default();
-    let deps = prune::PruneDeps { state: &state, objects: &objects, clusters: &clusters, replicas: &[] };
+    let deps = prune::PruneDeps {
+        state: &state,
+        objects: &objects,
+        clusters: &clusters,
+        replicas: &[],
+        replica_retry: Default::default(),
+    };
     let report = prune::run(&config, deps, &Options::at(now()), false).await?;
     let elapsed_ms = start.elapsed().as_secs_f64() * 1000.0;
     let load = |c: &AtomicU64| c.load(Ordering::Relaxed);

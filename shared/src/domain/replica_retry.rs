@@ -39,7 +39,7 @@ pub fn due_round(record: &BackupRecord, policy: &ReplicaRetryPolicy, now: DateTi
     }
     let replica = record.replica.as_ref()?;
     replica.failure.as_ref()?;
-    if replica.retries >= policy.max_retries {
+    if replica.retries >= policy.max_retries || replica.removing_since.is_some() || replica.removed_at.is_some() {
         return None;
     }
     let round = replica.retries + 1;
@@ -50,6 +50,13 @@ pub fn due_round(record: &BackupRecord, policy: &ReplicaRetryPolicy, now: DateTi
 /// failure was decided at the earliest).
 fn failed_at(replica: &ReplicaRecord) -> DateTime<Utc> {
     replica.failed_at.unwrap_or(replica.deadline)
+}
+
+impl ReplicaRetryPolicy {
+    /// Whether `replica` failed for good: failed, and no retry round remains.
+    pub fn gave_up(&self, replica: &ReplicaRecord) -> bool {
+        replica.failure.is_some() && replica.retries >= self.max_retries
+    }
 }
 
 #[cfg(test)]

@@ -30,6 +30,11 @@ pub enum RoundStep {
 
 /// Decides what a message of `round` does with `replica`.
 pub fn round_step(replica: &ReplicaRecord, round: u32) -> RoundStep {
+    if replica.removing_since.is_some() || replica.removed_at.is_some() {
+        // Prune swept it (a failed copy past its retries, or its primary going): never again.
+        let failure = replica.failure.clone().unwrap_or_else(|| "the replica was removed by retention".to_owned());
+        return RoundStep::Failed(failure);
+    }
     if round < replica.retries {
         return RoundStep::Superseded;
     }
@@ -122,6 +127,9 @@ mod tests {
         assert_eq!(replica.earlier_failures, ["not done by the deadline"]);
         assert_eq!(round_step(&replica, 1), RoundStep::Continue, "a redelivery of the retry copies on");
         assert_eq!(round_step(&replica, 0), RoundStep::Superseded, "a late message of the first round");
+        replica.fail("not done again".into(), t);
+        replica.removing_since = Some(t);
+        assert_eq!(round_step(&replica, 2), RoundStep::Failed("not done again".into()), "swept by prune: never again");
     }
 
     #[test]

@@ -30,6 +30,7 @@ use crate::domain::messages::BackupReason;
 use crate::domain::names::ClusterName;
 use crate::domain::policy::{Config, Target};
 use crate::domain::records::{BackupRecord, BackupState};
+use crate::domain::replica_retry::ReplicaRetryPolicy;
 use crate::domain::retention::{self, Candidate, Decision, Options, RemoveReason};
 use crate::layout::{self, TABLE_BACKUP_READERS, TABLE_HOLDS};
 use crate::ports::cluster::{Cluster, ClusterConnector};
@@ -154,6 +155,8 @@ pub struct PruneDeps<'a> {
     pub clusters: &'a dyn ClusterConnector,
     /// The second regions' stores, for replicas (empty where nothing is replicated).
     pub replicas: &'a [ReplicaRegion<'a>],
+    /// How `copy` retries a failed replica: one is swept only once no retry remains.
+    pub replica_retry: ReplicaRetryPolicy,
 }
 
 /// Prunes every declared target at `now`; a `dry_run` only reports.
@@ -335,9 +338,9 @@ impl<'d> ClusterPass<'_, 'd> {
             let Some(replica) = record.replica.as_ref().filter(|r| r.is_present()) else { continue };
             if replica.removing_since.is_some() {
                 unfinished.push((record, etag, index, Decision::Remove(RemoveReason::NoRule)));
-            } else if replica.replicated_at.is_some() || replica.failure.is_some() {
+            } else if replica.replicated_at.is_some() || self.deps.replica_retry.gave_up(replica) {
                 live.push((record, etag, index, replica));
-            } // else: the copy is still running; `copy` finishes or fails it first
+            } // else: the copy is still running, or will be retried; `copy` finishes or fails it first
         }
         let candidates =
             live.iter().map(|(r, _, _, replica)| self.candidate(r, replica.replicated_at.is_some())).collect();
