@@ -98,3 +98,108 @@ async fn unseal(
 fn mismatch(reason: String) -> RestoreError {
     refused("SealedIndexMismatch", reason)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::io::Write;
+
+    use super::*;
+    use crate::adapters::local_dir::LocalDirObjectStore;
+    use crate::archive::{SealWriter, generate_identity};
+    use crate::ports::object_store::{PutOptions, stream_from_bytes};
+
+    const KEY: &str = "backups/prod/b/resources.objects.jsonl.age";
+
+    /// A store holding an index of `records` sealed to a new identity, and a manifest (only its
+    /// object fields matter here) pointing to it.
+    async fn sealed_backup(records: &[EntryRecord]) -> (tempfile::TempDir, LocalDirObjectStore, Manifest, String) {
+        let (secret, public) = generate_identity();
+        let mut writer = SealWriter::new(Vec::new(), &[public]).unwrap();
+        for record in records {
+            serde_json::to_writer(&mut writer, record).unwrap();
+            writer.write_all(b"\n").unwrap();
+        }
+        let (bytes, stored) = writer.finish().unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let store = LocalDirObjectStore::open(dir.path()).unwrap();
+        store.put(KEY, stream_from_bytes(bytes), PutOptions::default()).await.unwrap();
+        let mut manifest: Manifest = serde_json::from_value(serde_json::json!({
+            "format": 1, "backupId": "b", "cluster": "prod", "policy": "p",
+            "reason": {"kind": "onDemand", "requestId": "r"},
+            "startedAt": "2026-11-22T10:00:00Z", "committedAt": "2026-11-22T10:01:00Z",
+            "clusterVersion": "v1.31.2", "clusterRegion": "westeurope", "clusterTags": {}, "selection": {},
+            "archive": {"key": "backups/prod/b/resources.tar.zst", "entries": 2, "uncompressedBytes": 1,
+                        "storedBytes": 1, "encryption": {"format": "age", "recipients": []}},
+            "counts": {}, "objects": [], "skippedResources": {}, "snapshots": [], "warnings": [],
+        }))
+        .unwrap();
+        manifest.object_paths = records.iter().map(|r| r.path.clone()).collect();
+        manifest.sealed_index = Some(SealedIndex {
+            key: KEY.into(),
+            count: records.len() as u64,
+            stored_bytes: stored.bytes,
+            sha256: stored.sha256,
+        });
+        (dir, store, manifest, secret)
+    }
+
+    fn listed() -> Vec<EntryRecord> {
+        ["resources/secrets/namespaces/shop/db.json", "resources/configmaps/namespaces/shop/web.json"]
+            .iter()
+            .map(|p| EntryRecord::of(p, p.as_bytes()))
+            .collect()
+    }
+
+    fn refusal(result: Result<Expected, RestoreError>) -> (String, String) {
+        match result {
+            Err(RestoreError::Refused { code, reason }) => (code, reason),
+            Err(other) => panic!("expected a refusal, got {other}"),
+            Ok(_) => panic!("expected a refusal, got the records"),
+        }
+    }
+
+    #[tokio::test]
+    async fn the_records_come_from_the_sealed_index_opened_with_the_identity() {
+        let (_dir, store, manifest, secret) = sealed_backup(&listed()).await;
+        let expected = records(&store, &manifest, &[secret]).await.unwrap();
+        assert_eq!(expected.source, "the sealed object index");
+        assert_eq!(expected.records.len(), 2);
+        for record in listed() {
+            assert_eq!(expected.records.get(&record.path), Some(&record));
+        }
+    }
+
+    #[tokio::test]
+    async fn an_index_listing_other_objects_than_the_manifest_is_refused() {
+        let (_dir, store, mut manifest, secret) = sealed_backup(&listed()).await;
+        manifest.object_paths[1] = "resources/secrets/namespaces/shop/other.json".into();
+        let (code, reason) = refusal(records(&store, &manifest, std::slice::from_ref(&secret)).await);
+        assert_eq!(code, "SealedIndexMismatch", "{reason}");
+        assert!(reason.contains("other.json, not in the index"), "{reason}");
+        manifest.object_paths.pop();
+        let (code, reason) = refusal(records(&store, &manifest, &[secret]).await);
+        assert_eq!(code, "SealedIndexMismatch", "{reason}");
+    }
+
+    #[tokio::test]
+    async fn a_missing_or_resized_index_is_refused_before_any_decryption() {
+        let (_dir, store, mut manifest, _) = sealed_backup(&listed()).await;
+        let (wrong, _) = generate_identity();
+        let sealed = manifest.sealed_index.as_mut().unwrap();
+        sealed.stored_bytes += 1;
+        let (code, reason) = refusal(records(&store, &manifest, std::slice::from_ref(&wrong)).await);
+        assert_eq!(code, "SealedIndexMismatch", "the size is checked first, not the identity: {reason}");
+        store.delete(KEY).await.unwrap();
+        let (code, reason) = refusal(records(&store, &manifest, &[wrong]).await);
+        assert_eq!((code.as_str(), reason.contains("is missing")), ("SealedIndexMismatch", true), "{reason}");
+    }
+
+    #[tokio::test]
+    async fn the_wrong_identity_is_said_so() {
+        let (_dir, store, manifest, _) = sealed_backup(&listed()).await;
+        let (wrong, _) = generate_identity();
+        let (code, reason) = refusal(records(&store, &manifest, &[wrong]).await);
+        assert_eq!(code, "UnreadableSealedIndex", "{reason}");
+        assert!(reason.contains("none of the 1 identities given can decrypt it"), "{reason}");
+    }
+}
