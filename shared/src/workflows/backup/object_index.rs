@@ -1,8 +1,8 @@
 //! The object index: one JSON line per archived object (its path, SHA-256 and size), streamed
 //! to the object store beside the archive while the archive is written, so that a backup's
 //! memory stays flat whatever the cluster's size. The commit streams the index into the
-//! manifest's `objects` (the manifest still lists every object with its digest), again without
-//! holding the list.
+//! manifest's `objects` (an unencrypted backup's manifest lists every object with its digest),
+//! again without holding the list.
 //!
 //! The index is `resources.objects.jsonl` beside `resources.tar.zst` (and
 //! `parts/{k}.objects.jsonl` beside each part of a sharded backup): see
@@ -27,6 +27,11 @@
 //! values), it is readable with the standard tool (`age -d -i key.txt
 //! resources.objects.jsonl.age`), it needs no cryptographic construction of our own, and the
 //! restore checks entries against the same records, in the same way, encrypted or not.
+//!
+//! Memory stays as it was: both files are streamed as the archive is written and the paths
+//! stream into the manifest; the restore holds the sealed records as it holds an unencrypted
+//! manifest's. An encrypted backup whose export ended before this build (its export record has
+//! no `sealed`) commits as it would have then, digests in the manifest.
 
 use std::future::Future;
 use std::io::{self, Write};
