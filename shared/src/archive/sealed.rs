@@ -131,6 +131,10 @@ pub fn read_sealed_lines<R: Read>(
     let result = read_lines(Shared(Rc::clone(&shared)), identities, each);
     let mut digesting = shared.borrow_mut();
     let drained = io::copy(&mut *digesting, &mut io::sink());
+    if let Some(failure) = digesting.read_failure.take() {
+        // Not every stored byte could be read (a store failure): there is nothing to compare.
+        return Err(SealedError::Read(failure));
+    }
     let found = digesting.digest();
     if found != *expected {
         return Err(SealedError::Altered {
@@ -181,16 +185,18 @@ fn read_lines<R: Read>(
     }
 }
 
-/// Counts and digests the bytes passing through, read or written.
+/// Counts and digests the bytes passing through, read or written, and keeps the first failure
+/// to read.
 struct Digesting<T> {
     inner: T,
     hasher: Sha256,
     bytes: u64,
+    read_failure: Option<io::Error>,
 }
 
 impl<T> Digesting<T> {
     fn new(inner: T) -> Self {
-        Self { inner, hasher: Sha256::new(), bytes: 0 }
+        Self { inner, hasher: Sha256::new(), bytes: 0, read_failure: None }
     }
 
     fn digest(&self) -> StoredDigest {
@@ -217,9 +223,18 @@ impl<W: Write> Write for Digesting<W> {
 
 impl<R: Read> Read for Digesting<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.add(buf.get(..n).unwrap_or_default());
-        Ok(n)
+        match self.inner.read(buf) {
+            Ok(n) => {
+                self.add(buf.get(..n).unwrap_or_default());
+                Ok(n)
+            }
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Err(e),
+            Err(e) => {
+                let reported = io::Error::new(e.kind(), e.to_string());
+                self.read_failure.get_or_insert(e);
+                Err(reported)
+            }
+        }
     }
 }
 
@@ -312,6 +327,29 @@ mod tests {
         })
         .unwrap_err();
         assert!(matches!(&err, SealedError::Line { line: 2, reason } if reason == "not a record"), "{err}");
+    }
+
+    /// Fails once `left` bytes are read, as a store's stream that breaks off.
+    struct BreaksOff<'a>(&'a [u8], usize);
+
+    impl Read for BreaksOff<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            if self.1 == 0 {
+                return Err(io::Error::other("connection reset"));
+            }
+            let n = buf.len().min(self.1).min(self.0.len());
+            buf[..n].copy_from_slice(&self.0[..n]);
+            (self.0, self.1) = (&self.0[n..], self.1 - n);
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_store_failure_is_reported_as_such_not_as_an_alteration() {
+        let (secret, public) = generate_identity();
+        let (bytes, digest) = sealed(&public, LINES);
+        let err = read_sealed_lines(BreaksOff(&bytes, bytes.len() / 2), &[secret], &digest, |_, _| Ok(())).unwrap_err();
+        assert!(matches!(&err, SealedError::Read(e) if e.to_string() == "connection reset"), "{err}");
     }
 
     #[test]

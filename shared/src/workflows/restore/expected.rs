@@ -30,7 +30,7 @@ pub(crate) struct Expected {
 ///
 /// # Errors
 /// [`RestoreError::Refused`] (`SealedIndexMismatch`, `UnreadableSealedIndex`);
-/// [`RestoreError::Objects`] when the store fails.
+/// [`RestoreError::Objects`] or [`RestoreError::Read`] (transient) when the store fails.
 pub(crate) async fn records(
     objects: &dyn ObjectStore,
     manifest: &Manifest,
@@ -91,6 +91,8 @@ async fn unseal(
     .map_err(|e| RestoreError::Read(format!("the sealed index reader stopped: {e}")))?;
     read.map_err(|e| match e {
         SealedError::Altered { .. } => mismatch(format!("the sealed object index {key}: {e}")),
+        // The store broke off: a later delivery may read it whole.
+        SealedError::Read(_) => RestoreError::Read(format!("the sealed object index {key}: {}", errors::chain(&e))),
         other => refused("UnreadableSealedIndex", format!("the sealed object index {key}: {}", errors::chain(&other))),
     })
 }
