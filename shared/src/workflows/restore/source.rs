@@ -214,6 +214,46 @@ mod tests {
         r
     }
 
+    /// An encrypted backup written before the object index was sealed (see `testdata/`).
+    const BEFORE_SEALING: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/src/workflows/restore/testdata/encrypted-before-sealing");
+
+    #[tokio::test]
+    async fn an_encrypted_backup_written_before_sealing_still_reads_checked_against_its_manifest() {
+        use crate::ports::object_store::{PutOptions, stream_from_bytes};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::adapters::local_dir::LocalDirObjectStore::open(dir.path()).unwrap();
+        let (cluster, backup) =
+            (ClusterName::new("prod").unwrap(), BackupId::parse("hourly-20261122t100000z").unwrap());
+        let fixture = |name: &str| std::fs::read(format!("{BEFORE_SEALING}/{name}")).unwrap();
+        let put = |key: String, bytes: Vec<u8>| {
+            let store = &store;
+            async move { store.put(&key, stream_from_bytes(bytes), PutOptions::default()).await.unwrap() }
+        };
+        put(layout::manifest_key(&cluster, &backup), fixture("manifest.json")).await;
+        put(layout::archive_key(&cluster, &backup), fixture("resources.tar.zst")).await;
+        let key = String::from_utf8(fixture("key.txt")).unwrap();
+        let identity = key.lines().find(|l| l.starts_with("AGE-SECRET-KEY-")).unwrap().to_owned();
+
+        let manifest = manifest(&store, &cluster, &backup).await.unwrap();
+        assert!(manifest.sealed_index.is_none() && manifest.archive.encryption.is_some());
+        let read = ReadOptions { identities: vec![identity.clone()], ..ReadOptions::default() };
+        let objects = read_objects(&store, &manifest, read.clone()).await.unwrap();
+        assert_eq!(objects.len(), manifest.objects.len());
+        assert_eq!(manifest.object_count(), 24);
+
+        // Its digests are still what every entry is checked against.
+        let mut altered = manifest.clone();
+        altered.objects[5].sha256 = "0".repeat(64);
+        match read_objects(&store, &altered, read).await {
+            Err(RestoreError::Refused { code, reason }) => {
+                assert_eq!(code, "DigestMismatch", "{reason}");
+                assert!(reason.contains("does not match the manifest"), "{reason}");
+            }
+            other => panic!("expected DigestMismatch, got {:?}", other.map(|o| o.len())),
+        }
+    }
+
     #[test]
     fn latest_is_the_newest_restorable_before_the_time() {
         let records = vec![
