@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use lifeboat::app::AppState;
 use lifeboat::handlers::{self, MessageInput, TimerInput, TriggerInput};
-use lifeboat_shared::archive::{ArchiveReader, ReadOptions};
+use lifeboat_shared::archive::{ArchiveReader, EntryRecord, ReadOptions, StoredDigest, read_sealed_lines};
 use lifeboat_shared::domain::ids::BackupId;
 use lifeboat_shared::domain::records::BackupState;
 use lifeboat_shared::ports::QueueReceiver;
@@ -274,10 +274,59 @@ async fn an_encrypted_policy_writes_an_archive_only_its_identity_opens() {
             .is_err(),
         "no identity, no archive"
     );
-    let options = ReadOptions { identities: vec![secret], ..ReadOptions::default() };
+    let options = ReadOptions { identities: vec![secret.clone()], ..ReadOptions::default() };
     let mut reader = ArchiveReader::new(bytes.as_slice(), &options).expect("decrypts with the identity");
-    let count = reader.entries().expect("entries").filter(|e| e.is_ok()).count();
-    assert_eq!(count, manifest.objects.len());
+    let entries: Vec<_> = reader.entries().expect("entries").map(|e| e.expect("entry")).collect();
+    assert_eq!(entries.len() as u64, manifest.object_count());
+
+    // The manifest lists the paths, in the clear; the digests are sealed to the recipients.
+    let paths: BTreeSet<&str> = entries.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(manifest.object_paths.iter().map(String::as_str).collect::<BTreeSet<_>>(), paths);
+    assert!(manifest.objects.is_empty(), "no record with a digest in the manifest");
+    let sealed = manifest.sealed_index.clone().expect("the manifest points to the sealed index");
+    let stored = StoredDigest { bytes: sealed.stored_bytes, sha256: sealed.sha256.clone() };
+    let (_, body) = w.app.objects.get(&sealed.key, None).await.expect("sealed index");
+    let sealed_bytes = collect_bytes(body).await.expect("read");
+    let mut unsealed = BTreeMap::new();
+    read_sealed_lines(sealed_bytes.as_slice(), &[secret], &stored, |_, line| {
+        let record: EntryRecord = serde_json::from_slice(line).map_err(|e| e.to_string())?;
+        unsealed.insert(record.path.clone(), record);
+        Ok(())
+    })
+    .expect("the identity opens the sealed index");
+    for entry in &entries {
+        assert_eq!(unsealed.get(&entry.path), Some(&entry.record()), "the sealed record of {}", entry.path);
+    }
+
+    // No stored byte anywhere (objects, catalog, queues) holds the plain digest of a Secret.
+    let secrets: Vec<EntryRecord> =
+        entries.iter().filter(|e| e.path.starts_with("resources/secrets/")).map(|e| e.record()).collect();
+    assert!(!secrets.is_empty(), "the sample app has Secrets");
+    let mut stored_files = Vec::new();
+    files_under(&w.data(), &mut stored_files);
+    assert!(stored_files.iter().any(|(name, _)| name.ends_with("manifest.json")), "{stored_files:?}");
+    for (name, content) in &stored_files {
+        for secret in &secrets {
+            let digest = secret.sha256.as_bytes();
+            assert!(
+                !content.windows(digest.len()).any(|w| w == digest),
+                "{name} holds the plain SHA-256 of {}",
+                secret.path
+            );
+        }
+    }
+}
+
+/// Every file under `dir`, with its bytes.
+fn files_under(dir: &std::path::Path, out: &mut Vec<(String, Vec<u8>)>) {
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let path = entry.expect("entry").path();
+        if path.is_dir() {
+            files_under(&path, out);
+        } else {
+            out.push((path.display().to_string(), std::fs::read(&path).expect("read file")));
+        }
+    }
 }
 
 /// Delivers ticks and messages with `app` until the backup settles; failed deliveries are

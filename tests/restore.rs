@@ -13,6 +13,11 @@ use std::time::Duration;
 use chrono::DateTime;
 use lifeboat::app::AppState;
 use lifeboat::handlers::{self, Outcome, TimerInput, TriggerInput};
+use std::io::Write;
+
+use lifeboat_shared::archive::{
+    ArchiveOptions, ArchiveReader, ArchiveWriter, EntryRecord, ReadOptions, SealWriter, generate_identity,
+};
 use lifeboat_shared::domain::manifest::Manifest;
 use lifeboat_shared::domain::messages::{Message, RestoreEvent, RestorePhase, RestoreRequest, decode, encode};
 use lifeboat_shared::domain::records::RestoreRecord;
@@ -32,6 +37,11 @@ async fn world() -> World {
 
 /// [`world`] with `spec_extra` added to the policy's spec; the backup taken.
 async fn world_with(spec_extra: &str) -> World {
+    world_reading_with(spec_extra, Vec::new()).await
+}
+
+/// [`world_with`], the restores holding the age `identities`.
+async fn world_reading_with(spec_extra: &str, identities: Vec<String>) -> World {
     let prod = api_server(Duration::from_millis(200)).await;
     prod.seed_sample_app("shop").await.expect("sample app");
     let dr = api_server(Duration::from_millis(200)).await;
@@ -43,7 +53,10 @@ async fn world_with(spec_extra: &str) -> World {
         .policy(r#"- { clusters: [prod], namespaces: ["shop*"] }"#)
         .policy(r#"- { clusters: [dr], namespaces: ["*-restore"], clusterScoped: true }"#)
         .policy(spec_extra)
-        .settings(|s| s.restore.ready_poll = Duration::from_millis(100))
+        .settings(|s| {
+            s.restore.ready_poll = Duration::from_millis(100);
+            s.restore.read.identities = identities;
+        })
         .build();
     let request = w.request_backup().await;
     w.deliver("backup", &request).await;
@@ -347,6 +360,114 @@ async fn refused_requests_are_dead_lettered_with_a_reason_and_write_nothing() {
     let outcome = handle(&w.app, "restore", &junk[0]).await.expect("handled");
     assert!(matches!(&outcome, Outcome::DeadLetter { reason, .. } if reason == "InvalidMessage"), "{outcome:?}");
     assert_eq!(w.server("prod").store().resource_version(), prod_rv);
+}
+
+/// The bytes stored at `key`.
+async fn stored(w: &World, key: &str) -> Vec<u8> {
+    let (_, body) = w.app.objects.get(key, None).await.expect("stored");
+    collect_bytes(body).await.expect("read").to_vec()
+}
+
+async fn store(w: &World, key: &str, bytes: Vec<u8>) {
+    w.app.objects.put(key, stream_from_bytes(bytes), PutOptions::default()).await.expect("put");
+}
+
+/// The code a restore was refused with and the reason the restore record gives.
+async fn refusal(w: &World, req: &RestoreRequest) -> (String, String) {
+    let outcome = submit(w, &w.app, req).await.expect("handled");
+    let Outcome::DeadLetter { reason, .. } = outcome else { panic!("expected a refusal, got {outcome:?}") };
+    let r = record(w, req).await;
+    (reason, format!("{r:?}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_backup_restores_and_refuses_a_tampered_entry_or_sealed_index() {
+    let (secret, public) = generate_identity();
+    let w = world_reading_with(&format!("encryption: {{ ageRecipients: [{public}] }}"), vec![secret.clone()]).await;
+    let manifest_key = format!("backups/prod/{BACKUP_ID}/manifest.json");
+    let manifest: Manifest = serde_json::from_slice(&stored(&w, &manifest_key).await).expect("manifest");
+    let sealed = manifest.sealed_index.clone().expect("a sealed index");
+    let archive = stored(&w, &manifest.archive.key).await;
+    let index = stored(&w, &sealed.key).await;
+
+    // Restored with the identity, every entry checked against the sealed index.
+    let req =
+        request(json!({"targetCluster": "dr", "namespaceMapping": {"shop": "shop-restore"}, "clusterScoped": true}));
+    let outcome = submit(&w, &w.app, &req).await.expect("restore");
+    assert!(format!("{outcome:?}").contains("completed"), "{outcome:?}");
+    assert_eq!(objects_of(w.server("dr"), "shop-restore").len(), objects_of(w.server("prod"), "shop").len());
+    // The refusals below are dry runs into prod (dr's snapshot controller still moves on).
+    let prod_rv = w.server("prod").store().resource_version();
+    let dry_run = || request(json!({"dryRun": true}));
+
+    // A Secret's entry changed and the archive encrypted anew with the public recipient (what
+    // anyone who can write to the storage can do): its digest no longer matches.
+    let options = ReadOptions { identities: vec![secret.clone()], ..ReadOptions::default() };
+    let mut reader = ArchiveReader::new(archive.as_slice(), &options).expect("open");
+    let entries: Vec<_> = reader.entries().expect("entries").map(|e| e.expect("entry")).collect();
+    let secret_path =
+        entries.iter().map(|e| e.path.clone()).find(|p| p.starts_with("resources/secrets/")).expect("a Secret");
+    let mut forged = Vec::new();
+    let mut writer =
+        ArchiveWriter::new(&mut forged, &ArchiveOptions { recipients: vec![public.clone()], ..Default::default() })
+            .expect("writer");
+    let mut forged_records = Vec::new();
+    for entry in &entries {
+        let mut bytes = entry.bytes.clone();
+        if entry.path == secret_path {
+            let mut object: Value = serde_json::from_slice(&bytes).expect("json");
+            object["data"] = json!({"password": "aHVudGVyMg=="});
+            bytes = serde_json::to_vec_pretty(&object).expect("json");
+        }
+        let path = entry.object_path().expect("object path");
+        forged_records.push(writer.append_object(&path, &bytes).expect("append"));
+    }
+    writer.finish().expect("finish");
+    store(&w, &manifest.archive.key, forged).await;
+    let (code, detail) = refusal(&w, &dry_run()).await;
+    assert_eq!(code, "DigestMismatch", "{detail}");
+    assert!(detail.contains(&secret_path) && detail.contains("sealed object index"), "{detail}");
+
+    // ...and the sealed index sealed anew to match it: the manifest's digest of the stored index
+    // gives it away, before anything it says is used.
+    let mut resealed = SealWriter::new(Vec::new(), std::slice::from_ref(&public)).expect("seal");
+    for record in &forged_records {
+        serde_json::to_writer(&mut resealed, record).expect("line");
+        resealed.write_all(b"\n").expect("newline");
+    }
+    store(&w, &sealed.key, resealed.finish().expect("sealed").0).await;
+    let (code, detail) = refusal(&w, &dry_run()).await;
+    assert_eq!(code, "SealedIndexMismatch", "{detail}");
+    assert!(detail.contains("altered or damaged"), "{detail}");
+
+    // One byte of the sealed index flipped, the archive as it was.
+    store(&w, &manifest.archive.key, archive.clone()).await;
+    let mut flipped = index.clone();
+    let middle = flipped.len() / 2;
+    flipped[middle] ^= 1;
+    store(&w, &sealed.key, flipped).await;
+    let (code, detail) = refusal(&w, &dry_run()).await;
+    assert_eq!(code, "SealedIndexMismatch", "{detail}");
+    assert_eq!(w.server("prod").store().resource_version(), prod_rv, "a refused restore wrote to prod");
+
+    // An encrypted backup written before the index was sealed (its manifest lists every object
+    // with its digest, and there is no sealed index) still restores.
+    let mut old: Value = serde_json::from_slice(&stored(&w, &manifest_key).await).expect("manifest");
+    let records: Vec<EntryRecord> = entries.iter().map(|e| e.record()).collect();
+    old["objects"] = serde_json::to_value(&records).expect("records");
+    old.as_object_mut().expect("object").retain(|k, _| k != "objectPaths" && k != "sealedIndex");
+    store(&w, &manifest_key, serde_json::to_vec_pretty(&old).expect("json")).await;
+    w.app.objects.delete(&sealed.key).await.expect("delete the sealed index");
+    let req =
+        request(json!({"targetCluster": "dr", "namespaceMapping": {"shop": "old-restore"}, "clusterScoped": true}));
+    let outcome = submit(&w, &w.app, &req).await.expect("restore");
+    assert!(format!("{outcome:?}").contains("completed"), "{outcome:?}");
+    assert_eq!(objects_of(w.server("dr"), "old-restore").len(), objects_of(w.server("prod"), "shop").len());
+    // ...and its digests are checked as they always were.
+    old["objects"][0]["sha256"] = json!("0".repeat(64));
+    store(&w, &manifest_key, serde_json::to_vec_pretty(&old).expect("json")).await;
+    let (code, detail) = refusal(&w, &dry_run()).await;
+    assert_eq!(code, "DigestMismatch", "{detail}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -51,6 +51,19 @@ pub fn object_index_key_for(archive_key: &str) -> String {
     format!("{stem}.objects.jsonl")
 }
 
+/// The object index of an encrypted backup, sealed to its recipients, beside the archive at
+/// `archive_key`: `resources.tar.zst` → `resources.objects.jsonl.age`.
+pub fn sealed_index_key_for(archive_key: &str) -> String {
+    format!("{}.age", object_index_key_for(archive_key))
+}
+
+/// The objects' paths of an encrypted backup (one JSON string per line, no digest), beside the
+/// archive at `archive_key`, for the manifest: `resources.tar.zst` → `resources.paths.jsonl`.
+pub fn object_paths_key_for(archive_key: &str) -> String {
+    let stem = archive_key.strip_suffix(".tar.zst").unwrap_or(archive_key);
+    format!("{stem}.paths.jsonl")
+}
+
 /// What the export found (objects with digests, counts, warnings), kept until the commit
 /// folds it into the manifest.
 pub fn export_key(cluster: &ClusterName, backup: &BackupId) -> String {
@@ -90,6 +103,14 @@ mod tests {
         assert_eq!(
             object_index_key_for(&part_archive_key(&c, &b, 2)),
             "backups/prod/nightly-20261122t020000z/parts/2.objects.jsonl"
+        );
+        assert_eq!(
+            sealed_index_key_for(&archive_key(&c, &b)),
+            "backups/prod/nightly-20261122t020000z/resources.objects.jsonl.age"
+        );
+        assert_eq!(
+            object_paths_key_for(&archive_key(&c, &b)),
+            "backups/prod/nightly-20261122t020000z/resources.paths.jsonl"
         );
     }
 }

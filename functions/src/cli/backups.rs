@@ -94,7 +94,7 @@ async fn object_count(objects: &dyn ObjectStore, record: &BackupRecord) -> Optio
         serde_json::from_slice::<Manifest>(&bytes).ok()
     };
     match read.await {
-        Some(manifest) => Some(manifest.objects.len() as u64),
+        Some(manifest) => Some(manifest.object_count()),
         None => {
             tracing::warn!(blob.key = %key, "manifest of a committed backup is missing or unreadable");
             None

@@ -66,7 +66,7 @@ pub(crate) fn open<R: Read>(
     Ok((Limited { inner: decoder, limit: counter }, encrypted))
 }
 
-fn parse_identities(identities: &[String]) -> Result<Vec<age::x25519::Identity>, ArchiveError> {
+pub(crate) fn parse_identities(identities: &[String]) -> Result<Vec<age::x25519::Identity>, ArchiveError> {
     identities
         .iter()
         .enumerate()

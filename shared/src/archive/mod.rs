@@ -45,6 +45,7 @@ mod keys;
 pub mod layout;
 mod reader;
 mod record;
+mod sealed;
 mod stream;
 mod writer;
 
@@ -53,5 +54,6 @@ pub use keys::generate_identity;
 pub use layout::{EntryPath, FORMAT_VERSION, LayoutError, VERSION_PATH};
 pub use reader::{ArchiveEntry, ArchiveReader, Entries, ReadOptions};
 pub use record::{ArchiveSummary, EntryRecord};
+pub use sealed::{MAX_SEALED_LINE_BYTES, SealWriter, SealedError, StoredDigest, read_sealed_lines};
 pub use stream::{ChannelWriter, channel};
 pub use writer::{ArchiveOptions, ArchiveWriter, ZSTD_LEVELS};

@@ -109,7 +109,7 @@ impl<W: Write> ArchiveWriter<W> {
     }
 }
 
-fn parse_recipients(recipients: &[String]) -> Result<Vec<age::x25519::Recipient>, ArchiveError> {
+pub(crate) fn parse_recipients(recipients: &[String]) -> Result<Vec<age::x25519::Recipient>, ArchiveError> {
     recipients
         .iter()
         .map(|r| r.trim().parse().map_err(|reason| ArchiveError::InvalidRecipient { recipient: r.clone(), reason }))

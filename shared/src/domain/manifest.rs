@@ -1,6 +1,11 @@
 //! The manifest: the last thing a backup writes, and the proof that it is complete. It lists
 //! every object with its digest, the volume snapshots with their handles, the cluster's version
 //! and tags (and, for AKS, what ARM says of it), the policy, and how the archive was encrypted.
+//!
+//! The manifest is not encrypted. For an encrypted backup it lists the objects' paths only
+//! ([`Manifest::object_paths`]): their digests and sizes are in the sealed object index
+//! ([`Manifest::sealed_index`]), encrypted to the archive's recipients, since a plain digest of
+//! a Secret's JSON would let anyone who can read the storage confirm guesses of its values.
 
 use std::collections::BTreeMap;
 
@@ -42,6 +47,22 @@ pub struct ArchiveInfo {
     pub stored_bytes: u64,
     /// Encryption, when the policy asks for it.
     pub encryption: Option<Encryption>,
+}
+
+/// The object index of an encrypted backup, sealed to the archive's recipients: one JSON line
+/// per object (path, SHA-256, size), encrypted with age. Its stored size and SHA-256 (of the
+/// encrypted bytes, which say nothing of the content) bind it to this manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct SealedIndex {
+    /// Its key in the object store (`resources.objects.jsonl.age`).
+    pub key: String,
+    /// Objects it lists.
+    pub count: u64,
+    /// Bytes stored.
+    pub stored_bytes: u64,
+    /// SHA-256 of the stored (encrypted) bytes, lowercase hex.
+    pub sha256: String,
 }
 
 /// A volume snapshot taken with the backup.
@@ -111,8 +132,16 @@ pub struct Manifest {
     pub archive: ArchiveInfo,
     /// Objects per resource type (`deployments.apps` → 12).
     pub counts: BTreeMap<String, u64>,
-    /// Every object, with its digest.
+    /// Every object, with its digest; empty for an encrypted backup (see `object_paths`).
     pub objects: Vec<EntryRecord>,
+    /// Every object's path, for an encrypted backup (whose digests are in `sealed_index`); empty
+    /// otherwise.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub object_paths: Vec<String>,
+    /// Where the digests of an encrypted backup's objects are; `None` for an unencrypted backup,
+    /// or an encrypted one written before the index was sealed (its `objects` has the digests).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sealed_index: Option<SealedIndex>,
     /// Resource types passed over, with the reason.
     pub skipped_resources: BTreeMap<String, String>,
     /// Volume snapshots.
@@ -122,6 +151,14 @@ pub struct Manifest {
 }
 
 impl Manifest {
+    /// How many objects the backup holds.
+    pub fn object_count(&self) -> u64 {
+        match &self.sealed_index {
+            Some(sealed) => sealed.count,
+            None => self.objects.len() as u64,
+        }
+    }
+
     /// Whether anything was left out (a forbidden type, a failed snapshot).
     pub fn is_partial(&self) -> bool {
         !self.warnings.is_empty() || self.snapshots.iter().any(|s| !s.is_ready())

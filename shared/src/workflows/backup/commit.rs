@@ -146,6 +146,8 @@ pub async fn commit(
         },
         counts: doc.export.counts,
         objects: doc.export.objects,
+        object_paths: Vec::new(),
+        sealed_index: doc.export.index.as_ref().and_then(|index| index.sealed.clone()),
         skipped_resources: doc.export.skipped,
         snapshots: record.snapshots.clone(),
         warnings: warnings.clone(),
@@ -153,10 +155,12 @@ pub async fn commit(
     let partial = manifest.is_partial();
     let encoding_failed = |e: serde_json::Error| BackupError::NotYet(format!("encoding the manifest: {e}"));
     // The objects stream from the export's object index into the manifest: never all in memory.
+    // A sealed index stays sealed: the manifest gets the paths and where the sealed index is.
     let (objects, body) = match &doc.export.index {
         Some(index) => {
             let (_, lines) = deps.objects.get(&index.key, None).await?;
-            (index.count, object_index::manifest_stream(&manifest, lines).map_err(encoding_failed)?)
+            let field = index.manifest_field();
+            (index.count, object_index::manifest_stream(&manifest, field, lines).map_err(encoding_failed)?)
         }
         None => (
             manifest.objects.len() as u64,

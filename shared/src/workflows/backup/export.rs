@@ -19,12 +19,11 @@ use crate::domain::selection::{
     BACKUP_ID_LABEL, ClusterRef, cluster_references, crd_names, namespace_selected, plan_resources,
 };
 use crate::domain::shards::Shard;
-use crate::layout;
 use crate::ports::cluster::{Cluster, ClusterError};
 use crate::ports::object_store::{ObjectStore, ObjectStoreError, PutOptions};
 use crate::workflows::retry::{RetryPolicy, with_retry};
 
-use super::object_index::{IndexWriter, ObjectIndex};
+use super::object_index::{self, IndexSinks, ObjectIndex};
 
 /// Tuning of the export.
 #[derive(Debug, Clone)]
@@ -275,17 +274,11 @@ pub async fn export(
 
     let (tx, rx) = mpsc::channel(options.queue_objects.max(1));
     let (sink, stream) = channel(8, 256 * 1024);
-    let (index_sink, index_stream) = channel(4, 64 * 1024);
+    let (index_sinks, index_upload) = object_index::start_upload(objects, key, &options.archive.recipients);
     let writer = tokio::task::spawn_blocking({
         let archive_options = options.archive.clone();
-        move || write_archive(sink, index_sink, rx, &archive_options)
+        move || write_archive(sink, index_sinks, rx, &archive_options)
     });
-    let index_key = layout::object_index_key_for(key);
-    let index_upload = objects.put(
-        &index_key,
-        index_stream,
-        PutOptions { if_absent: false, content_type: Some("application/x-ndjson".into()) },
-    );
     let stored = Arc::new(AtomicU64::new(0));
     let counted = {
         let stored = Arc::clone(&stored);
@@ -317,7 +310,7 @@ pub async fn export(
         other => Some(other?),
     };
     first_upload_failure(uploaded, index_uploaded)?;
-    let (count, summary) = written?;
+    let (index, summary) = written?;
     let found = found.ok_or(ExportError::WriterStopped)?;
 
     let mut pvcs = found.pvcs;
@@ -325,7 +318,7 @@ pub async fn export(
     let mut hooks = found.hooks;
     hooks.sort_by(|a, b| (&a.namespace, &a.pod).cmp(&(&b.namespace, &b.pod)));
     Ok(ExportResult {
-        index: Some(ObjectIndex { key: index_key, count }),
+        index: Some(ObjectIndex::of(key, index.count, index.sealed)),
         objects: Vec::new(),
         counts: found.counts,
         skipped: plan.skipped.into_iter().collect(),
@@ -343,7 +336,7 @@ pub async fn export(
 /// started it.
 pub(crate) fn first_upload_failure(
     archive: Result<crate::ports::ObjectMeta, ObjectStoreError>,
-    index: Result<crate::ports::ObjectMeta, ObjectStoreError>,
+    index: Result<(), ObjectStoreError>,
 ) -> Result<(), ExportError> {
     match (archive, index) {
         (Ok(_), Ok(_)) => Ok(()),
@@ -463,17 +456,26 @@ async fn list_everything(
     }
 }
 
-type Written = Result<(u64, ArchiveSummary), ExportError>;
+/// What the writer thread wrote: the index's count and what a sealed index stored, and the
+/// archive's totals.
+type Written = Result<(object_index::IndexWritten, ArchiveSummary), ExportError>;
 
 /// The writer thread: objects in, archive and object index out; an abort or an error fails
-/// both streams.
+/// every stream.
 fn write_archive(
     mut sink: crate::archive::ChannelWriter,
-    index_sink: crate::archive::ChannelWriter,
+    index_sinks: IndexSinks,
     mut rx: mpsc::Receiver<Item>,
     options: &ArchiveOptions,
 ) -> Written {
-    let mut index = IndexWriter::new(index_sink);
+    let index_error = |e: std::io::Error| ExportError::Archive(format!("writing the object index: {e}"));
+    let mut index = match index_sinks.into_writer() {
+        Ok(index) => index,
+        Err(e) => {
+            sink.fail(std::io::Error::other(e.to_string()));
+            return Err(ExportError::Archive(e.to_string()));
+        }
+    };
     let result = (|| {
         let mut writer = ArchiveWriter::new(&mut sink, options).map_err(|e| ExportError::Archive(e.to_string()))?;
         while let Some(item) = rx.blocking_recv() {
@@ -481,25 +483,21 @@ fn write_archive(
                 Item::Object(path, bytes) => {
                     let record =
                         writer.append_object(&path, &bytes).map_err(|e| ExportError::Archive(e.to_string()))?;
-                    index
-                        .append(&record)
-                        .map_err(|e| ExportError::Archive(format!("writing the object index: {e}")))?;
+                    index.append(&record).map_err(index_error)?;
                 }
                 Item::Abort(reason) => return Err(ExportError::Archive(format!("aborted: {reason}"))),
             }
         }
         writer.finish().map_err(|e| ExportError::Archive(e.to_string()))
     })();
-    let (count, index_sink) = index.into_parts();
     match result {
         Ok(summary) => {
             sink.finish().map_err(|e| ExportError::Archive(e.to_string()))?;
-            index_sink.finish().map_err(|e| ExportError::Archive(format!("writing the object index: {e}")))?;
-            Ok((count, summary))
+            Ok((object_index::finish(index).map_err(index_error)?, summary))
         }
         Err(e) => {
             sink.fail(std::io::Error::other(e.to_string()));
-            index_sink.fail(std::io::Error::other(e.to_string()));
+            object_index::fail(index, &e.to_string());
             Err(e)
         }
     }

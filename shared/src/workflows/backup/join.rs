@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
 use super::export::{ExportError, ExportResult};
-use super::object_index::{IndexWriter, ObjectIndex};
+use super::object_index::{self, IndexSinks, ObjectIndex};
 use super::shards::{PartDoc, load_part, running_record};
 use super::{BackupError, BackupSettings, Deps, Outcome, commit, hand_over, recipients, send_check, target};
 use crate::archive::{ArchiveOptions, ArchiveReader, ArchiveWriter, ChannelWriter, ReadOptions, channel};
@@ -143,13 +143,12 @@ async fn join_archives(
     ArchiveWriter::new(std::io::sink(), options).map_err(|e| ExportError::Archive(e.to_string()))?;
     let (tx, rx) = mpsc::channel(1);
     let (sink, stream) = channel(8, 256 * 1024);
-    let (index_sink, index_stream) = channel(4, 64 * 1024);
     let key = layout::archive_key(&request.cluster, &request.backup_id);
-    let index_key = layout::object_index_key_for(&key);
+    let (index_sinks, index_upload) = object_index::start_upload(deps.objects, &key, &options.recipients);
     let writer = tokio::task::spawn_blocking({
         let options = options.clone();
-        let index_key = index_key.clone();
-        move || write_joined(sink, IndexWriter::new(index_sink), index_key, rx, &options)
+        let key = key.clone();
+        move || write_joined(sink, index_sinks, key, rx, &options)
     });
     let stored = Arc::new(AtomicU64::new(0));
     let counted = {
@@ -160,11 +159,6 @@ async fn join_archives(
     };
     let upload =
         deps.objects.put(&key, counted, PutOptions { if_absent: false, content_type: Some("application/zstd".into()) });
-    let index_upload = deps.objects.put(
-        &index_key,
-        index_stream,
-        PutOptions { if_absent: false, content_type: Some("application/x-ndjson".into()) },
-    );
     let feed = async move {
         for index in 0..count {
             let part_key = layout::part_archive_key(&request.cluster, &request.backup_id, index);
@@ -195,12 +189,20 @@ async fn join_archives(
 /// stream.
 fn write_joined(
     mut sink: ChannelWriter,
-    mut index: IndexWriter<ChannelWriter>,
-    index_key: String,
+    index_sinks: IndexSinks,
+    archive_key: String,
     mut rx: mpsc::Receiver<Feed>,
     options: &ArchiveOptions,
 ) -> Result<Joined, ExportError> {
     let archive_error = |e: crate::archive::ArchiveError| ExportError::Archive(e.to_string());
+    let index_error = |e: std::io::Error| ExportError::Archive(format!("writing the object index: {e}"));
+    let mut index = match index_sinks.into_writer() {
+        Ok(index) => index,
+        Err(e) => {
+            sink.fail(std::io::Error::other(e.to_string()));
+            return Err(archive_error(e));
+        }
+    };
     let result = (|| {
         let mut writer = ArchiveWriter::new(&mut sink, options).map_err(archive_error)?;
         let mut seen = BTreeSet::new();
@@ -218,7 +220,7 @@ fn write_joined(
                     continue;
                 }
                 let record = writer.append_object(&path, &entry.bytes).map_err(archive_error)?;
-                index.append(&record).map_err(|e| ExportError::Archive(format!("writing the object index: {e}")))?;
+                index.append(&record).map_err(index_error)?;
                 let group_resource = if path.group().is_empty() {
                     path.resource().to_owned()
                 } else {
@@ -231,13 +233,12 @@ fn write_joined(
         let summary = writer.finish().map_err(archive_error)?;
         Ok((counts, summary))
     })();
-    let (count, index_sink) = index.into_parts();
     match result {
         Ok((counts, summary)) => {
             sink.finish().map_err(|e| ExportError::Archive(e.to_string()))?;
-            index_sink.finish().map_err(|e| ExportError::Archive(format!("writing the object index: {e}")))?;
+            let written = object_index::finish(index).map_err(index_error)?;
             Ok(Joined {
-                index: ObjectIndex { key: index_key, count },
+                index: ObjectIndex::of(&archive_key, written.count, written.sealed),
                 counts,
                 entries: summary.entries,
                 uncompressed_bytes: summary.uncompressed_bytes,
@@ -246,7 +247,7 @@ fn write_joined(
         }
         Err(e) => {
             sink.fail(std::io::Error::other(e.to_string()));
-            index_sink.fail(std::io::Error::other(e.to_string()));
+            object_index::fail(index, &e.to_string());
             Err(e)
         }
     }

@@ -12,6 +12,7 @@
 //!    achieved; the per-object results go to the object store, events to `restore-events`.
 
 mod apply;
+mod expected;
 mod ready;
 pub mod source;
 

@@ -1,15 +1,15 @@
 //! The backup a restore reads: found in the catalog, its manifest loaded, and its archive read
-//! through and checked against the manifest before anything is planned. A digest that does not
-//! match, an entry the manifest does not list (or one it lists that is missing), an unsafe
-//! path, an oversized entry or an unknown format refuses the whole restore.
-
-use std::collections::HashMap;
+//! through and checked against the manifest (for an encrypted backup, against the sealed object
+//! index the manifest points to: see `expected`) before anything is planned. A digest that does
+//! not match, an entry the manifest does not list (or one it lists that is missing), an unsafe
+//! path, an oversized entry, an altered sealed index or an unknown format refuses the whole
+//! restore.
 
 use chrono::{DateTime, Utc};
 use futures_util::TryStreamExt;
 use tokio_util::io::{StreamReader, SyncIoBridge};
 
-use crate::archive::{ArchiveReader, EntryRecord, ReadOptions};
+use crate::archive::{ArchiveReader, ReadOptions};
 use crate::catalog;
 use crate::domain::ids::BackupId;
 use crate::domain::manifest::{MANIFEST_FORMAT, Manifest};
@@ -21,6 +21,7 @@ use crate::layout;
 use crate::ports::object_store::{ObjectStore, collect_bytes};
 use crate::ports::state_store::StateStore;
 
+use super::expected::{self, Expected};
 use super::{RestoreError, refused};
 
 /// The newest restorable backup of `cluster` taken before `before`, or the named one.
@@ -122,8 +123,9 @@ pub async fn manifest(
     serde_json::from_value(value).map_err(|e| refused("UnreadableManifest", format!("{key}: {e}")))
 }
 
-/// Reads the whole archive, checking every entry against the manifest, and returns the
-/// objects. Runs the synchronous reader on a blocking thread fed by the object store's stream.
+/// Reads the whole archive, checking every entry against the manifest (or the sealed object
+/// index it points to), and returns the objects. Runs the synchronous reader on a blocking
+/// thread fed by the object store's stream.
 ///
 /// # Errors
 /// [`RestoreError::Refused`] for anything that makes the archive untrustworthy;
@@ -140,9 +142,9 @@ pub async fn read_objects(
             "the backup is encrypted and no age identity is configured (LIFEBOAT_AGE_IDENTITY_FILE)".to_owned(),
         ));
     }
+    let expected = expected::records(objects, manifest, &options.identities).await?;
     let (_, body) = objects.get(&manifest.archive.key, None).await?;
     let reader = SyncIoBridge::new(StreamReader::new(body.map_err(std::io::Error::other)));
-    let expected: HashMap<String, EntryRecord> = manifest.objects.iter().map(|r| (r.path.clone(), r.clone())).collect();
     tokio::task::spawn_blocking(move || read_checked(reader, &options, expected, encrypted))
         .await
         .map_err(|e| RestoreError::Read(format!("the archive reader stopped: {e}")))?
@@ -151,7 +153,7 @@ pub async fn read_objects(
 fn read_checked(
     source: impl std::io::Read,
     options: &ReadOptions,
-    mut expected: HashMap<String, EntryRecord>,
+    expected: Expected,
     encrypted: bool,
 ) -> Result<Vec<SourceObject>, RestoreError> {
     let archive_refused = |e: crate::archive::ArchiveError| refused("UnreadableArchive", e.to_string());
@@ -162,19 +164,17 @@ fn read_checked(
             format!("the manifest says encrypted: {encrypted}, the archive says {}", reader.is_encrypted()),
         ));
     }
+    let Expected { records: mut expected, source: against } = expected;
     let mut out = Vec::with_capacity(expected.len());
     for entry in reader.entries().map_err(archive_refused)? {
         let entry = entry.map_err(archive_refused)?;
         let Some(want) = expected.remove(&entry.path) else {
-            return Err(refused(
-                "ArchiveMismatch",
-                format!("{} is in the archive but not in the manifest", entry.path),
-            ));
+            return Err(refused("ArchiveMismatch", format!("{} is in the archive but not in {against}", entry.path)));
         };
         if entry.record() != want {
             return Err(refused(
                 "DigestMismatch",
-                format!("{}: its digest does not match the manifest (the archive was altered or damaged)", entry.path),
+                format!("{}: its digest does not match {against} (the archive was altered or damaged)", entry.path),
             ));
         }
         let path = entry
@@ -188,7 +188,7 @@ fn read_checked(
     if let Some(missing) = expected.keys().min() {
         return Err(refused(
             "ArchiveMismatch",
-            format!("{} object(s) of the manifest are missing from the archive, e.g. {missing}", expected.len()),
+            format!("{} object(s) of {against} are missing from the archive, e.g. {missing}", expected.len()),
         ));
     }
     Ok(out)
@@ -212,6 +212,46 @@ mod tests {
         );
         r.state = state;
         r
+    }
+
+    /// An encrypted backup written before the object index was sealed (see `testdata/`).
+    const BEFORE_SEALING: &str =
+        concat!(env!("CARGO_MANIFEST_DIR"), "/src/workflows/restore/testdata/encrypted-before-sealing");
+
+    #[tokio::test]
+    async fn an_encrypted_backup_written_before_sealing_still_reads_checked_against_its_manifest() {
+        use crate::ports::object_store::{PutOptions, stream_from_bytes};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::adapters::local_dir::LocalDirObjectStore::open(dir.path()).unwrap();
+        let (cluster, backup) =
+            (ClusterName::new("prod").unwrap(), BackupId::parse("hourly-20261122t100000z").unwrap());
+        let fixture = |name: &str| std::fs::read(format!("{BEFORE_SEALING}/{name}")).unwrap();
+        let put = |key: String, bytes: Vec<u8>| {
+            let store = &store;
+            async move { store.put(&key, stream_from_bytes(bytes), PutOptions::default()).await.unwrap() }
+        };
+        put(layout::manifest_key(&cluster, &backup), fixture("manifest.json")).await;
+        put(layout::archive_key(&cluster, &backup), fixture("resources.tar.zst")).await;
+        let key = String::from_utf8(fixture("key.txt")).unwrap();
+        let identity = key.lines().find(|l| l.starts_with("AGE-SECRET-KEY-")).unwrap().to_owned();
+
+        let manifest = manifest(&store, &cluster, &backup).await.unwrap();
+        assert!(manifest.sealed_index.is_none() && manifest.archive.encryption.is_some());
+        let read = ReadOptions { identities: vec![identity.clone()], ..ReadOptions::default() };
+        let objects = read_objects(&store, &manifest, read.clone()).await.unwrap();
+        assert_eq!(objects.len(), manifest.objects.len());
+        assert_eq!(manifest.object_count(), 24);
+
+        // Its digests are still what every entry is checked against.
+        let mut altered = manifest.clone();
+        altered.objects[5].sha256 = "0".repeat(64);
+        match read_objects(&store, &altered, read).await {
+            Err(RestoreError::Refused { code, reason }) => {
+                assert_eq!(code, "DigestMismatch", "{reason}");
+                assert!(reason.contains("does not match the manifest"), "{reason}");
+            }
+            other => panic!("expected DigestMismatch, got {:?}", other.map(|o| o.len())),
+        }
     }
 
     #[test]
