@@ -124,6 +124,11 @@ impl World {
         String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
+    /// Prunes at `now` with `racing` as the state store.
+    async fn prune_racing(&self, racing: &Racing<'_>, now: DateTime<Utc>) -> prune::PruneReport {
+        prune::run(&self.config, PruneDeps { state: racing, ..self.deps() }, &Options::at(now), false).await.unwrap()
+    }
+
     async fn prune(&self, now: DateTime<Utc>, dry_run: bool) -> prune::PruneReport {
         prune::run(&self.config, self.deps(), &Options::at(now), dry_run).await.unwrap()
     }
@@ -212,16 +217,16 @@ async fn an_interrupted_removal_is_finished_by_the_next_run() {
 
 /// A state store where someone else saves each backup entry (or only the one with the row key
 /// given) just before prune marks it.
-struct Racing(SqliteStateStore, Option<String>);
+struct Racing<'a>(&'a SqliteStateStore, Option<String>);
 
-impl Racing {
+impl Racing<'_> {
     fn races(&self, table: &str, row_key: &str) -> bool {
         table == layout::TABLE_BACKUPS && self.1.as_deref().is_none_or(|only| only == row_key)
     }
 }
 
 #[async_trait::async_trait]
-impl StateStore for Racing {
+impl StateStore for Racing<'_> {
     async fn insert(&self, t: &str, e: &Entity) -> Result<ETag, StateStoreError> {
         self.0.insert(t, e).await
     }
@@ -264,22 +269,14 @@ async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
     for day in 0..4 {
         ids.push(world.backup(day, BackupState::Committed).await);
     }
-    let World { state, objects, config, cluster, clusters, .. } = world;
-    let racing = Racing(state, None);
-    let now = start() + Duration::days(4);
-    let deps = PruneDeps {
-        state: &racing,
-        objects: &objects,
-        clusters: &clusters,
-        replicas: &[],
-        replica_retry: Default::default(),
-    };
-    let report = prune::run(&config, deps, &Options::at(now), false).await.unwrap();
+    let racing = Racing(&world.state, None);
+    let report = world.prune_racing(&racing, start() + Duration::days(4)).await;
+    let (cluster, objects) = (&world.cluster, &world.objects);
     let going: Vec<_> = report.backups.iter().filter(|b| !b.decision.is_kept()).collect();
     assert_eq!(going.len(), 1, "{}", report.summary()); // keepLast 2, daily 3: day 0 goes
     assert!(!going[0].removed && going[0].blobs_deleted == 0, "{:?}", going[0]);
-    assert_eq!(catalog::list(&racing, &cluster).await.unwrap().len(), 4, "nothing deleted under a changed entry");
-    let archive = layout::archive_key(&cluster, &ids[0]);
+    assert_eq!(catalog::list(&racing, cluster).await.unwrap().len(), 4, "nothing deleted under a changed entry");
+    let archive = layout::archive_key(cluster, &ids[0]);
     assert!(objects.head(&archive).await.is_ok(), "its blobs stay");
 }
 
@@ -290,25 +287,18 @@ async fn removals_are_batched_and_one_entry_that_changed_does_not_hold_up_the_ot
     for day in 0..6 {
         ids.push(world.backup(day, BackupState::Committed).await);
     }
-    let World { state, objects, config, cluster, clusters, .. } = world;
-    let racing = Racing(state, Some(ids[1].to_string()));
+    let racing = Racing(&world.state, Some(ids[1].to_string()));
     // keepLast 2, daily 3: days 0, 1 and 2 go; day 1 changes just before it is marked.
-    let deps = PruneDeps {
-        state: &racing,
-        objects: &objects,
-        clusters: &clusters,
-        replicas: &[],
-        replica_retry: Default::default(),
-    };
-    let report = prune::run(&config, deps, &Options::at(start() + Duration::days(6)), false).await.unwrap();
+    let report = world.prune_racing(&racing, start() + Duration::days(6)).await;
+    let cluster = &world.cluster;
     let removed: Vec<&BackupId> = report.backups.iter().filter(|b| b.removed).map(|b| &b.backup_id).collect();
     assert_eq!(removed, [&ids[0], &ids[2]], "{}", report.summary());
     let left = report.backups.iter().find(|b| b.backup_id == ids[1]).unwrap();
     assert!(!left.removed && left.blobs_deleted == 0, "{left:?}");
     let listed: Vec<String> =
-        catalog::list(&racing, &cluster).await.unwrap().iter().map(|r| r.backup_id.to_string()).collect();
+        catalog::list(&racing, cluster).await.unwrap().iter().map(|r| r.backup_id.to_string()).collect();
     assert_eq!(listed, [&ids[1], &ids[3], &ids[4], &ids[5]].map(ToString::to_string));
-    assert_eq!(catalog::get(&racing, &cluster, &ids[1]).await.unwrap().unwrap().0.state, BackupState::Committed);
+    assert_eq!(catalog::get(&racing, cluster, &ids[1]).await.unwrap().unwrap().0.state, BackupState::Committed);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
