@@ -13,7 +13,8 @@
 //! Table Storage requests per cluster: one query page per 1,000 catalog entries, one query for
 //! holds, one for readers; per hundred removed backups: one transaction marking them
 //! `Deleting` (each guarded by the ETag the listing returned) and one deleting their entries;
-//! per replica removed alone: two updates.
+//! per hundred replicas removed alone: one transaction marking them and one recording them
+//! removed.
 
 pub mod replicas;
 pub mod snapshots;
@@ -352,16 +353,26 @@ impl<'d> ClusterPass<'_, 'd> {
         let decisions =
             decide(target.policy.spec.replica_retention(), &records, candidates, &stores, false, self.options).await?;
         let live = live.into_iter().zip(decisions).map(|((r, e, i, _), d)| (r, e, i, d));
+        let mut going = Vec::new();
+        let mut going_at = Vec::new();
         for (record, etag, index, decision) in live.chain(unfinished) {
             let Some(replica) = record.replica.as_ref() else { continue };
-            let mut judged = ReplicaJudged::new(replica, decision);
+            let judged = ReplicaJudged::new(replica, decision);
             if !judged.decision.is_kept() && !self.dry_run {
-                judged =
-                    replicas::remove_alone(self.deps.state, self.deps.replicas, record, etag, judged, self.options.now)
-                        .await?;
+                going.push((record, etag, judged.clone()));
+                going_at.push(index);
             }
             if let Some(entry) = report.backups.get_mut(index) {
                 entry.replica = Some(judged);
+            }
+        }
+        if !going.is_empty() {
+            let (state, regions, now) = (self.deps.state, self.deps.replicas, self.options.now);
+            let judged = replicas::remove_alone(state, regions, &self.def.name, going, now).await?;
+            for (index, judged) in going_at.into_iter().zip(judged) {
+                if let Some(entry) = report.backups.get_mut(index) {
+                    entry.replica = Some(judged);
+                }
             }
         }
         Ok(())

@@ -14,7 +14,8 @@
 
 use chrono::{DateTime, Utc};
 
-use crate::catalog::{self, CatalogError};
+use crate::catalog;
+use crate::domain::names::ClusterName;
 use crate::domain::records::{BackupRecord, ReplicaRecord};
 use crate::domain::retention::Decision;
 use crate::layout;
@@ -112,53 +113,63 @@ pub(super) async fn delete_contents(
     }
 }
 
-/// Removes the replica of a backup the primary keeps: marks it `removing_since` (guarded by
-/// `etag`), deletes its contents, records `removed_at`. A record changed since it was listed
-/// is left alone (decided again next run).
+/// Removes the replicas of backups the primary keeps (each `(record, etag, judgement)` as
+/// listed): marks them `removing_since` (one transaction per hundred, each guarded by its
+/// ETag), deletes each one's contents, then records their `removed_at` (one transaction per
+/// hundred). A record changed since it was listed is left alone (decided again next run); one
+/// whose contents cannot be deleted now stays `removing_since`, for the next run to finish.
+/// The judgements, in order.
 ///
 /// # Errors
 /// [`PruneError::Catalog`] when the catalog fails.
 pub(super) async fn remove_alone(
     state: &dyn StateStore,
     regions: &[ReplicaRegion<'_>],
-    listed: &BackupRecord,
-    etag: &ETag,
-    judged: ReplicaJudged,
+    cluster: &ClusterName,
+    listed: Vec<(&BackupRecord, &ETag, ReplicaJudged)>,
     now: DateTime<Utc>,
-) -> Result<ReplicaJudged, PruneError> {
-    let mut record = listed.clone();
-    let Some(replica) = record.replica.as_mut() else { return Ok(judged) };
-    let etag = if replica.removing_since.is_some() {
-        etag.clone()
-    } else {
-        replica.removing_since = Some(now);
-        match saved(state, &record, etag).await? {
-            Some(etag) => etag,
-            None => return Ok(judged),
+) -> Result<Vec<ReplicaJudged>, PruneError> {
+    let mut marked: Vec<Option<(BackupRecord, ETag)>> = vec![None; listed.len()];
+    let mut marking = Vec::new();
+    for (i, (record, etag, _)) in listed.iter().enumerate() {
+        let mut record = (*record).clone();
+        let Some(replica) = record.replica.as_mut() else { continue };
+        if replica.removing_since.is_some() {
+            marked[i] = Some((record, (*etag).clone())); // a removal an earlier run started
+        } else {
+            replica.removing_since = Some(now);
+            marking.push((i, (record, (*etag).clone())));
         }
-    };
-    let Some(replica) = record.replica.as_ref() else { return Ok(judged) };
-    let deleted = match delete_contents(regions, &record, replica).await {
-        Ok(deleted) => deleted,
-        Err((deleted, why)) => {
-            tracing::warn!(backup.id = %record.backup_id, region = %replica.region, "replica left for the next prune: {why}");
-            return Ok(judged.deleted(deleted).left(why));
-        }
-    };
-    let mut judged = judged.deleted(deleted);
-    if let Some(replica) = record.replica.as_mut() {
-        replica.removed_at = Some(now);
     }
-    judged.removed = saved(state, &record, &etag).await?.is_some();
+    let records: Vec<(BackupRecord, ETag)> = marking.iter().map(|(_, m)| m.clone()).collect();
+    for ((i, (record, _)), etag) in marking.into_iter().zip(catalog::save_all(state, cluster, &records).await?) {
+        marked[i] = etag.map(|etag| (record, etag));
+    }
+    let mut judged: Vec<ReplicaJudged> = listed.into_iter().map(|(.., j)| j).collect();
+    let mut done = Vec::new();
+    for (i, marked) in marked.into_iter().enumerate() {
+        let Some((mut record, etag)) = marked else { continue };
+        let Some(replica) = record.replica.as_ref() else { continue };
+        let Some(judgement) = judged.get_mut(i) else { continue };
+        match delete_contents(regions, &record, replica).await {
+            Ok(deleted) => {
+                *judgement = judgement.clone().deleted(deleted);
+                if let Some(replica) = record.replica.as_mut() {
+                    replica.removed_at = Some(now);
+                }
+                done.push((i, (record, etag)));
+            }
+            Err((deleted, why)) => {
+                tracing::warn!(backup.id = %record.backup_id, region = %replica.region, "replica left for the next prune: {why}");
+                *judgement = judgement.clone().deleted(deleted).left(why);
+            }
+        }
+    }
+    let records: Vec<(BackupRecord, ETag)> = done.iter().map(|(_, d)| d.clone()).collect();
+    for ((i, _), etag) in done.iter().zip(catalog::save_all(state, cluster, &records).await?) {
+        if let Some(judgement) = judged.get_mut(*i) {
+            judgement.removed = etag.is_some();
+        }
+    }
     Ok(judged)
-}
-
-/// Saves `record` over `etag`: its new ETag, or `None` when it changed or went meanwhile.
-async fn saved(state: &dyn StateStore, record: &BackupRecord, etag: &ETag) -> Result<Option<ETag>, PruneError> {
-    match catalog::save(state, record, etag).await {
-        Ok(etag) => Ok(Some(etag)),
-        Err(e) if e.is_changed() => Ok(None),
-        Err(CatalogError::Store { source, .. }) if source.is_not_found() => Ok(None),
-        Err(e) => Err(e.into()),
-    }
 }
