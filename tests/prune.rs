@@ -103,6 +103,15 @@ impl World {
         id
     }
 
+    /// A committed backup on each of the first `days` days, oldest first.
+    async fn committed_backups(&self, days: i64) -> Vec<BackupId> {
+        let mut ids = Vec::new();
+        for day in 0..days {
+            ids.push(self.backup(day, BackupState::Committed).await);
+        }
+        ids
+    }
+
     async fn catalog_ids(&self) -> BTreeSet<String> {
         catalog::list(&self.state, &self.cluster).await.unwrap().iter().map(|r| r.backup_id.to_string()).collect()
     }
@@ -137,10 +146,7 @@ impl World {
 #[tokio::test]
 async fn prune_removes_exactly_what_retention_says_blobs_then_entry_and_is_idempotent() {
     let world = World::new().await;
-    let mut ids = Vec::new();
-    for day in 0..10 {
-        ids.push(world.backup(day, BackupState::Committed).await);
-    }
+    let ids = world.committed_backups(10).await;
     // Held (legal hold), and read by a running restore whose lease has not ended.
     world.state.upsert(layout::TABLE_HOLDS, &Entity::new("prod", ids[1].as_str())).await.unwrap();
     let lease = Entity::new("prod", format!("{}.restore-1", ids[2])).with("until", "2026-12-01T00:00:00Z");
@@ -200,10 +206,7 @@ async fn prune_removes_exactly_what_retention_says_blobs_then_entry_and_is_idemp
 #[tokio::test]
 async fn an_interrupted_removal_is_finished_by_the_next_run() {
     let world = World::new().await;
-    let mut ids = Vec::new();
-    for day in 0..3 {
-        ids.push(world.backup(day, BackupState::Committed).await);
-    }
+    let ids = world.committed_backups(3).await;
     // A run crashed after marking the oldest Deleting.
     let (mut record, etag) = catalog::get(&world.state, &world.cluster, &ids[0]).await.unwrap().unwrap();
     record.move_to(BackupState::Deleting, start()).unwrap();
@@ -265,10 +268,7 @@ impl StateStore for Racing<'_> {
 #[tokio::test]
 async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
     let world = World::new().await;
-    let mut ids = Vec::new();
-    for day in 0..4 {
-        ids.push(world.backup(day, BackupState::Committed).await);
-    }
+    let ids = world.committed_backups(4).await;
     let racing = Racing(&world.state, None);
     let report = world.prune_racing(&racing, start() + Duration::days(4)).await;
     let (cluster, objects) = (&world.cluster, &world.objects);
@@ -283,10 +283,7 @@ async fn a_backup_that_changed_since_it_was_listed_is_left_for_the_next_run() {
 #[tokio::test]
 async fn removals_are_batched_and_one_entry_that_changed_does_not_hold_up_the_others() {
     let world = World::new().await;
-    let mut ids = Vec::new();
-    for day in 0..6 {
-        ids.push(world.backup(day, BackupState::Committed).await);
-    }
+    let ids = world.committed_backups(6).await;
     let racing = Racing(&world.state, Some(ids[1].to_string()));
     // keepLast 2, daily 3: days 0, 1 and 2 go; day 1 changes just before it is marked.
     let report = world.prune_racing(&racing, start() + Duration::days(6)).await;
@@ -304,10 +301,7 @@ async fn removals_are_batched_and_one_entry_that_changed_does_not_hold_up_the_ot
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_dry_run_prints_what_would_go_and_changes_nothing_then_prune_removes_it() {
     let world = World::new().await;
-    let mut ids = Vec::new();
-    for day in 0..4 {
-        ids.push(world.backup(day, BackupState::Committed).await);
-    }
+    let ids = world.committed_backups(4).await;
     let lifeboat = |extra: &[&str]| world.cli(&[&["prune"], extra].concat());
     // The backups are from November 2026's first days; now is later, so the newest 2 (keepLast)
     // and 3 days (daily) stay and day 0 goes.
@@ -325,10 +319,7 @@ async fn the_cli_dry_run_prints_what_would_go_and_changes_nothing_then_prune_rem
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_hold_placed_from_the_cli_keeps_a_backup_until_it_is_lifted() {
     let world = World::new().await;
-    let mut ids = Vec::new();
-    for day in 0..4 {
-        ids.push(world.backup(day, BackupState::Committed).await);
-    }
+    let ids = world.committed_backups(4).await;
     let lifeboat = |args: &[&str]| world.cli(args);
     let oldest = ids[0].as_str();
     lifeboat(&["hold", "place", "--cluster", "prod", oldest, "--reason", "case-42"]);
@@ -401,10 +392,7 @@ impl World {
 async fn a_removed_backup_takes_its_volume_snapshots_and_disk_snapshots_with_it_and_a_kept_one_keeps_them() {
     let world = World::new().await;
     let app = world.server.seed_sample_app("shop").await.unwrap();
-    let mut ids = Vec::new();
-    for day in 0..4 {
-        ids.push(world.backup(day, BackupState::Committed).await);
-    }
+    let ids = world.committed_backups(4).await;
     let gone = world.snapshot(&ids[0], "shop", &app.pvcs[0], "old-a").await;
     // A second snapshot of the same backup lost its VolumeSnapshot (someone deleted it; the
     // content stays, `Retain`): prune finds the content by the recorded handle.
@@ -434,10 +422,7 @@ async fn a_removed_backup_takes_its_volume_snapshots_and_disk_snapshots_with_it_
 async fn a_cluster_that_cannot_be_reached_leaves_the_backup_deleting_with_its_blobs_until_it_can() {
     let world = World::new().await;
     let app = world.server.seed_sample_app("shop").await.unwrap();
-    let mut ids = Vec::new();
-    for day in 0..4 {
-        ids.push(world.backup(day, BackupState::Committed).await);
-    }
+    let ids = world.committed_backups(4).await;
     let handle = world.snapshot(&ids[0], "shop", &app.pvcs[0], "old").await;
     let unreachable =
         world.yaml.replace(&world._dir.path().join("kubeconfig").display().to_string(), "/nonexistent/kubeconfig");
@@ -514,10 +499,7 @@ impl ObjectStore for ImmutableFor {
 #[tokio::test]
 async fn a_backup_the_object_store_keeps_immutable_is_kept_with_that_reason_until_the_policy_ends() {
     let world = World::new().await;
-    let mut ids = Vec::new();
-    for day in 0..4 {
-        ids.push(world.backup(day, BackupState::Committed).await);
-    }
+    let ids = world.committed_backups(4).await;
     let until = start() + Duration::days(20);
     let objects = ImmutableFor {
         inner: LocalDirObjectStore::open(world._dir.path().join("objects")).unwrap(),
@@ -704,11 +686,9 @@ impl World {
 async fn replicated_backups(days: i64) -> (World, SecondRegion, Vec<BackupId>) {
     let world = World::replicated().await;
     let second = SecondRegion::new(&world);
-    let mut ids = Vec::new();
-    for day in 0..days {
-        let id = world.backup(day, BackupState::Committed).await;
-        world.replicate(&second, &id).await;
-        ids.push(id);
+    let ids = world.committed_backups(days).await;
+    for id in &ids {
+        world.replicate(&second, id).await;
     }
     (world, second, ids)
 }
@@ -904,18 +884,13 @@ async fn a_failed_copy_is_swept_from_the_second_region_once_no_retry_remains_and
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_cli_shows_each_replica_with_its_own_decision_and_prunes_the_local_second_region() {
-    let world = World::replicated().await;
     // `lifeboat prune --data D` finds the second region where `lifeboat up` copies it:
     // `D/replica/<region>`, without snapshot copies (none on the embedded defaults).
-    let second = SecondRegion::new(&world);
-    let mut ids = Vec::new();
-    for day in 0..4 {
-        let id = world.backup(day, BackupState::Committed).await;
-        world.replicate(&second, &id).await;
-        let (mut record, etag) = catalog::get(&world.state, &world.cluster, &id).await.unwrap().unwrap();
+    let (world, second, ids) = replicated_backups(4).await;
+    for id in &ids {
+        let (mut record, etag) = catalog::get(&world.state, &world.cluster, id).await.unwrap().unwrap();
         record.replica.as_mut().unwrap().snapshots.clear();
         catalog::save(&world.state, &record, &etag).await.unwrap();
-        ids.push(id);
     }
     let lifeboat = |extra: &[&str]| world.cli(&[&["prune"], extra].concat());
     let dry = lifeboat(&["--dry-run"]);
